@@ -1,0 +1,44 @@
+# hookgate: `make run` to try it, `make test` to check it, `make bench` to measure it.
+GO      ?= go
+BIN     := bin/hookgate
+ADDR    ?= 127.0.0.1:8080
+DATA    ?= ./hookgate-data
+# How long each fuzz target runs inside `make test`; run `make fuzz FUZZTIME=5m` for longer.
+FUZZTIME ?= 3s
+
+.PHONY: build run test deps check fuzz bench clean
+
+build:
+	$(GO) build -o $(BIN) ./server/cmd/hookgate
+
+## run: start the gateway on the embedded store; prints the MCP URL and a token.
+run: build
+	./$(BIN) serve --addr $(ADDR) --data $(DATA) --dev-token
+
+## deps: install what the tests need on a fresh Debian machine.
+deps:
+	$(GO) mod download
+
+## check: formatting and vet.
+check:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "not gofmt'ed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+## test: everything, with the race detector, then each fuzz target briefly.
+test: deps check
+	$(GO) test -race -count=1 -timeout 8m ./...
+	$(MAKE) fuzz
+
+fuzz:
+	@for target in $$($(GO) test -list '^Fuzz' ./bridge/verify/ | grep '^Fuzz'); do \
+		echo "fuzz $$target for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) ./bridge/verify/ || exit 1; \
+	done
+
+## bench: measure ingest, latency, tools path and memory; writes BENCHMARKS.md.
+bench: build
+	$(GO) run ./server/cmd/hookbench -binary $(BIN) -out BENCHMARKS.md
+
+clean:
+	rm -rf bin

@@ -1,0 +1,85 @@
+// Package bridge is hookgate's webhook side: it verifies and stores what
+// providers POST, owns the registrations that name their endpoints, and
+// implements the poll, lease and ack semantics every polling path shares.
+//
+// It knows nothing of MCP sessions or streams; those read the same log
+// through package store and wait on Wakeups.
+package bridge
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/hookgate/hookgate/bridge/store"
+)
+
+// Options configures an Inbox. The zero value of each field means its default.
+type Options struct {
+	// PublicURL is the base URL providers reach hookgate at; registration
+	// URLs are PublicURL + "/hooks/" + ID. Twilio and Square sign it.
+	PublicURL string
+	// Lease is how long a polled event stays leased; default 5 minutes.
+	Lease time.Duration
+	// MaxBody caps a webhook body; default 1 MiB.
+	MaxBody int64
+	// Tolerance is the timestamp window of schemes that sign a time; default 5 minutes.
+	Tolerance time.Duration
+	// Now is the clock used for signature timestamps and receivedAt; default time.Now.
+	Now func() time.Time
+	// Logger receives one debug line per ingress outcome and warnings on
+	// store failures; default discards.
+	Logger *slog.Logger
+	// Wakeups is notified after every append; default a private one.
+	Wakeups *Wakeups
+}
+
+// DefaultMaxBody is the default webhook body limit.
+const DefaultMaxBody = 1 << 20
+
+// Inbox is the webhook side of hookgate over one store.
+type Inbox struct {
+	store  store.Store
+	opts   Options
+	wake   *Wakeups
+	logger *slog.Logger
+}
+
+// New returns an Inbox on s.
+func New(s store.Store, opts Options) *Inbox {
+	if opts.Lease <= 0 {
+		opts.Lease = store.DefaultLease
+	}
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = DefaultMaxBody
+	}
+	if opts.Tolerance <= 0 {
+		opts.Tolerance = 5 * time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Wakeups == nil {
+		opts.Wakeups = NewWakeups()
+	}
+	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
+	return &Inbox{store: s, opts: opts, wake: opts.Wakeups, logger: opts.Logger}
+}
+
+// Store returns the log the inbox writes to.
+func (in *Inbox) Store() store.Store { return in.store }
+
+// Wakeups returns the waiters notified after each append.
+func (in *Inbox) Wakeups() *Wakeups { return in.wake }
+
+// HookURL returns the public URL of a registration's endpoint.
+func (in *Inbox) HookURL(registrationID string) string {
+	return in.opts.PublicURL + "/hooks/" + registrationID
+}
+
+// Ready reports whether the store is reachable.
+func (in *Inbox) Ready(ctx context.Context) error { return in.store.Ping(ctx) }

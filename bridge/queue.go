@@ -1,0 +1,93 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hookgate/hookgate/bridge/store"
+)
+
+// MaxWait caps a long poll, so a client's request never outlives typical
+// proxy and tool-call timeouts.
+const MaxWait = 30 * time.Second
+
+// recheckEvery bounds how long a long poll can miss an event whose lease ran
+// out, since lease expiry wakes nobody.
+const recheckEvery = time.Second
+
+// Lease leases up to limit pending events of the principal (one label, or all
+// when label is ""), oldest first. With wait > 0 and nothing to hand out, it
+// waits up to wait (at most MaxWait) and returns as soon as an event arrives.
+func (in *Inbox) Lease(ctx context.Context, principal, label string, limit int, wait time.Duration) (store.LeaseResult, error) {
+	if err := in.checkLabel(ctx, principal, label); err != nil {
+		return store.LeaseResult{}, err
+	}
+	wait = min(wait, MaxWait)
+	deadline := time.NewTimer(max(wait, 0))
+	defer deadline.Stop()
+	recheck := time.NewTicker(recheckEvery)
+	defer recheck.Stop()
+	for {
+		woken := in.wake.Wait(principal)
+		res, err := in.store.Lease(ctx, principal, store.LeaseQuery{Label: label, Limit: limit, For: in.opts.Lease})
+		if err != nil {
+			return store.LeaseResult{}, fmt.Errorf("lease events: %w", err)
+		}
+		if len(res.Events) > 0 || wait <= 0 {
+			return res, nil
+		}
+		select {
+		case <-woken:
+		case <-recheck.C:
+		case <-deadline.C:
+			return res, nil
+		case <-ctx.Done():
+			return store.LeaseResult{}, ctx.Err()
+		}
+	}
+}
+
+// Ack marks the principal's events done. Every text must be an event ID of
+// the principal's; otherwise nothing is acked and the error names it.
+func (in *Inbox) Ack(ctx context.Context, principal string, ids []string) (int, error) {
+	parsed := make([]store.ID, 0, len(ids))
+	for _, s := range ids {
+		id, err := store.ParseID(s)
+		if err != nil {
+			return 0, fmt.Errorf("%w: event id %q is not of the form <unix-ms>-<seq>", ErrInvalid, s)
+		}
+		parsed = append(parsed, id)
+	}
+	if len(parsed) == 0 {
+		return 0, fmt.Errorf("%w: no event id given", ErrInvalid)
+	}
+	n, err := in.store.Ack(ctx, principal, parsed)
+	if err != nil {
+		return 0, fmt.Errorf("ack events: %w", err)
+	}
+	return n, nil
+}
+
+// Nack hands an event back: it becomes pending again after delay, or moves
+// to the dead-letter list once it has used its attempts (dead reports which).
+func (in *Inbox) Nack(ctx context.Context, principal, idText string, delay time.Duration, reason string) (dead bool, err error) {
+	id, err := store.ParseID(idText)
+	if err != nil {
+		return false, fmt.Errorf("%w: event id %q is not of the form <unix-ms>-<seq>", ErrInvalid, idText)
+	}
+	dead, err = in.store.Nack(ctx, principal, id, max(delay, 0), reason)
+	if err != nil {
+		return false, fmt.Errorf("nack event %s: %w", idText, err)
+	}
+	return dead, nil
+}
+
+// Pending counts the principal's pending events for one label, or all.
+func (in *Inbox) Pending(ctx context.Context, principal, label string) (int, error) {
+	n, err := in.store.Pending(ctx, principal, label)
+	if err != nil {
+		return 0, fmt.Errorf("count pending events: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,194 @@
+// Package store defines hookgate's durable event log: the one source of truth
+// that every delivery path (tools, resource subscriptions, MCP Events, SSE,
+// WebSocket, replay) reads with a cursor.
+//
+// A backend lives in a sub-package (bolt for one machine, redis for many) and
+// is used only through the Store interface, so its types never leak to callers.
+// Every backend must pass the conformance suite in package storetest.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Errors every backend returns (wrapped) so callers can tell outcomes apart
+// with errors.Is.
+var (
+	// ErrNotFound: no such registration, token or event for this principal.
+	ErrNotFound = errors.New("not found")
+	// ErrGone: the registration existed and was deleted.
+	ErrGone = errors.New("registration deleted")
+	// ErrBadID: text that is not an event ID.
+	ErrBadID = errors.New("malformed event id")
+	// ErrUnavailable: the backend cannot be reached or written now; the
+	// caller should retry later (ingress answers 503).
+	ErrUnavailable = errors.New("store unavailable")
+)
+
+// Event is one stored webhook delivery, in the JSON shape every path hands to
+// agents (see the contract: fields may be added, none removed).
+type Event struct {
+	ID              ID              `json:"id"`
+	Label           string          `json:"label"`
+	Source          string          `json:"source"`
+	Type            string          `json:"type"`
+	ProviderEventID string          `json:"providerEventId"`
+	ReceivedAt      time.Time       `json:"receivedAt"`
+	Verified        bool            `json:"verified"`
+	DeliveryCount   int             `json:"deliveryCount"`
+	Payload         json.RawMessage `json:"payload"`
+}
+
+// NewEvent is what ingress hands to Append: an event before the log assigns
+// its ID.
+type NewEvent struct {
+	Principal       string
+	RegistrationID  string
+	Label           string
+	Source          string
+	Type            string
+	ProviderEventID string // dedup key within the registration; "" disables dedup
+	ReceivedAt      time.Time
+	Verified        bool
+	Payload         json.RawMessage // must be valid JSON
+}
+
+// AppendResult reports what Append did.
+type AppendResult struct {
+	ID        ID   // the new event's ID, or the first copy's for a duplicate
+	Duplicate bool // true when (registration, providerEventId) was already stored
+}
+
+// Registration is one webhook endpoint owned by a principal.
+type Registration struct {
+	ID          string        `json:"id"` // unguessable; the path of POST /hooks/{id}
+	Principal   string        `json:"principal"`
+	Label       string        `json:"label"` // unique per principal among live registrations
+	Provider    string        `json:"provider"`
+	Secrets     []string      `json:"secrets"` // newest last; any may verify during rotation
+	VerifyToken string        `json:"verifyToken,omitempty"`
+	CreatedAt   time.Time     `json:"createdAt"`
+	TTL         time.Duration `json:"ttl"`         // retention of its events; 0 means the backend default (7 days)
+	MaxAttempts int           `json:"maxAttempts"` // leases before dead-letter; 0 means the backend default
+	Deleted     bool          `json:"deleted"`
+	DeletedAt   time.Time     `json:"deletedAt,omitzero"`
+}
+
+// Token is a stored bearer token: only its hash is kept.
+type Token struct {
+	Hash      string    `json:"hash"` // hex SHA-256 of the token text
+	Principal string    `json:"principal"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Query selects events by cursor.
+type Query struct {
+	After ID     // exclusive; Zero reads from the oldest retained event
+	Label string // "" for every label of the principal
+	Limit int    // at most this many; <= 0 means 100
+}
+
+// LeaseQuery selects pending events to lease.
+type LeaseQuery struct {
+	Label string        // "" for every label of the principal
+	Limit int           // at most this many; <= 0 means 10
+	For   time.Duration // lease length; <= 0 means 5 minutes
+}
+
+// LeaseResult is a batch of leased events, oldest first.
+type LeaseResult struct {
+	Events    []Event // DeliveryCount already counts this lease
+	Remaining int     // pending events (same label filter) not in this batch
+}
+
+// Store is the durable log of events plus the registrations and tokens that
+// own them. All methods are safe for concurrent use. Time comes from the
+// backend's clock (see Options.Now in each backend), never from callers, so
+// that lease expiry and ID assignment agree.
+type Store interface {
+	// Append makes e durable and then returns its ID. The ID is assigned in
+	// the same atomic step that commits the event, strictly greater than every
+	// ID of the principal before it. A non-empty ProviderEventID already
+	// stored for the same registration is a duplicate: nothing is written and
+	// the first copy's ID is returned with Duplicate set. A new event starts
+	// pending (leasable).
+	Append(ctx context.Context, e NewEvent) (AppendResult, error)
+
+	// Read returns the principal's events after q.After in ID order, whether
+	// pending, acked or dead-lettered, while retained. DeliveryCount reports
+	// the leases so far.
+	Read(ctx context.Context, principal string, q Query) ([]Event, error)
+
+	// Get returns one of the principal's events, or ErrNotFound.
+	Get(ctx context.Context, principal string, id ID) (Event, error)
+
+	// Lease hands out up to q.Limit pending events, oldest first, whose
+	// previous lease (if any) has run out and whose nack delay has passed,
+	// leasing each for q.For and incrementing its DeliveryCount. An event
+	// whose DeliveryCount already reached its registration's MaxAttempts is
+	// moved to the dead-letter list instead of being leased again.
+	Lease(ctx context.Context, principal string, q LeaseQuery) (LeaseResult, error)
+
+	// Ack marks events done: they are never leased again. Acking an event
+	// that is already acked or dead-lettered is not an error. It returns
+	// ErrNotFound naming the first ID the principal does not have, and acks
+	// none of them in that case.
+	Ack(ctx context.Context, principal string, ids []ID) (int, error)
+
+	// Nack makes a pending event leasable again after delay. If its
+	// DeliveryCount reached MaxAttempts it moves to the dead-letter list with
+	// reason. dead reports which happened. An acked event is left as it is.
+	Nack(ctx context.Context, principal string, id ID, delay time.Duration, reason string) (dead bool, err error)
+
+	// Pending counts the principal's pending events (leased or not, neither
+	// acked nor dead-lettered), for one label or all when label is "".
+	Pending(ctx context.Context, principal, label string) (int, error)
+
+	// DeadLetters returns the principal's dead-lettered events in ID order.
+	DeadLetters(ctx context.Context, principal string, q Query) ([]Event, error)
+
+	// PutRegistration creates or replaces a registration (matched by ID).
+	// A live registration's label must be unique within its principal.
+	PutRegistration(ctx context.Context, r Registration) error
+	// Registration returns a registration by ID, including a deleted one
+	// (Deleted set) so ingress can answer 410; ErrNotFound if never known.
+	Registration(ctx context.Context, id string) (Registration, error)
+	// RegistrationByLabel returns the principal's live registration with
+	// that label, or ErrNotFound.
+	RegistrationByLabel(ctx context.Context, principal, label string) (Registration, error)
+	// Registrations lists the principal's live registrations by label.
+	Registrations(ctx context.Context, principal string) ([]Registration, error)
+	// DeleteRegistration marks the principal's registration with that label
+	// deleted (ingress then answers 410) and drops its pending events from
+	// the lease queue. ErrNotFound if there is none.
+	DeleteRegistration(ctx context.Context, principal, label string) error
+
+	// PutToken stores a token hash.
+	PutToken(ctx context.Context, t Token) error
+	// TokenByHash returns the stored token, or ErrNotFound.
+	TokenByHash(ctx context.Context, hash string) (Token, error)
+
+	// Compact deletes events older than their registration's TTL (measured
+	// from the ID's time), with their dedup records and lease state, and
+	// returns how many it deleted.
+	Compact(ctx context.Context) (int, error)
+
+	// Ping reports whether the backend is reachable and writable.
+	Ping(ctx context.Context) error
+
+	// Close releases the backend. In-flight calls finish first.
+	Close() error
+}
+
+// Defaults shared by every backend.
+const (
+	DefaultTTL         = 7 * 24 * time.Hour
+	DefaultMaxAttempts = 20
+	DefaultLease       = 5 * time.Minute
+	DefaultLeaseLimit  = 10
+	DefaultReadLimit   = 100
+)

@@ -1,0 +1,133 @@
+// Command hookgate is the webhook gateway for AI agents: providers POST
+// webhooks to it, and agents take the verified events over MCP (tools,
+// resource subscriptions), SSE or WebSocket.
+//
+// Usage:
+//
+//	hookgate serve [flags]             run the gateway
+//	hookgate token create --name NAME  print a new bearer token for principal NAME
+//
+// Run `hookgate <command> -h` for a command's flags. Every flag can also be
+// set as HOOKGATE_<FLAG>.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hookgate/hookgate/server"
+)
+
+const usage = `hookgate: a webhook gateway for AI agents.
+
+usage:
+  hookgate serve [flags]               run the gateway (see hookgate serve -h)
+  hookgate token create --name NAME    print a new bearer token for principal NAME
+
+Every flag can also be set as HOOKGATE_<FLAG>, e.g. HOOKGATE_DATA=/var/lib/hookgate.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	default:
+		fmt.Fprintln(os.Stderr, "hookgate:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr, getenv)
+	case "token":
+		if len(args) < 2 || args[1] != "create" {
+			return errors.New("usage: hookgate token create --name NAME [--data DIR]")
+		}
+		return tokenCreate(ctx, args[2:], stdout, stderr, getenv)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	cfg := server.DefaultConfig()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	server.ServeFlags(fs, &cfg)
+	fs.Usage = func() { server.UsageWithEnv(stderr, fs, "hookgate serve [flags]") }
+	if err := server.ParseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	logger, err := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	return server.Run(ctx, cfg, stdout, logger)
+}
+
+func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	cfg := server.DefaultConfig()
+	var name string
+	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
+	fs.StringVar(&name, "name", "", "principal the token acts as (required); tokens with the same name share registrations and events")
+	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "directory of the embedded store")
+	fs.StringVar(&cfg.Redis, "redis", cfg.Redis, "Redis URL")
+	fs.Usage = func() {
+		server.UsageWithEnv(stderr, fs, "hookgate token create --name NAME [--data DIR | --redis URL]")
+	}
+	if err := server.ParseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	if name == "" {
+		fs.Usage()
+		return errors.New("--name is required")
+	}
+	if cfg.Redis != "" {
+		return cfg.Validate()
+	}
+	st, _, err := server.OpenStore(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	token, err := server.CreateToken(ctx, st, name, time.Now())
+	if closeErr := st.Close(); err == nil && closeErr != nil {
+		err = fmt.Errorf("close store: %w", closeErr)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, token)
+	return nil
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}

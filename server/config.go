@@ -1,0 +1,157 @@
+package server
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything `hookgate serve` is told. The binary fills it from
+// flags and HOOKGATE_* variables; tests fill it directly.
+type Config struct {
+	Addr            string        // listen address
+	PublicURL       string        // base URL providers and agents reach; "" derives it from the listener
+	DataDir         string        // embedded store directory
+	Redis           string        // Redis URL; "" uses the embedded store
+	Lease           time.Duration // polling lease
+	MaxBody         int64         // webhook body limit in bytes
+	Tolerance       time.Duration // signature timestamp window
+	NoAuth          bool          // every request is principal "local"; loopback only
+	DevToken        bool          // create and print a development token at start
+	LogFormat       string        // text or json
+	LogLevel        string        // debug, info, warn, error
+	ShutdownTimeout time.Duration // how long in-flight requests get on SIGTERM
+	CompactEvery    time.Duration // how often expired events are deleted
+}
+
+// DefaultConfig returns the configuration of a bare `hookgate serve`.
+func DefaultConfig() Config {
+	return Config{
+		Addr:            ":8080",
+		DataDir:         "./hookgate-data",
+		Lease:           5 * time.Minute,
+		MaxBody:         1 << 20,
+		Tolerance:       5 * time.Minute,
+		LogFormat:       "text",
+		LogLevel:        "info",
+		ShutdownTimeout: 30 * time.Second,
+		CompactEvery:    10 * time.Minute,
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	if c.Redis != "" {
+		return errors.New("--redis: the Redis backend is not available in this build yet; omit --redis to use the embedded store")
+	}
+	if c.NoAuth {
+		host, _, err := net.SplitHostPort(c.Addr)
+		if err != nil {
+			return fmt.Errorf("--addr %q: %w", c.Addr, err)
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("--no-auth needs a loopback --addr such as 127.0.0.1:8080, not %q: anyone who can reach it would read every event", c.Addr)
+		}
+	}
+	if c.Lease <= 0 || c.Tolerance <= 0 || c.MaxBody <= 0 {
+		return errors.New("--lease, --tolerance and --max-body must be positive")
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
+	}
+	return nil
+}
+
+// ServeFlags defines serve's flags on fs, writing into c.
+func ServeFlags(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL providers and agents use to reach this server (default: derived from --addr)")
+	fs.StringVar(&c.DataDir, "data", c.DataDir, "directory of the embedded store")
+	fs.StringVar(&c.Redis, "redis", c.Redis, "Redis URL (use Redis instead of the embedded store)")
+	fs.DurationVar(&c.Lease, "lease", c.Lease, "how long a polled event stays leased before it is handed out again")
+	fs.Var((*ByteSize)(&c.MaxBody), "max-body", "largest webhook body accepted (e.g. 1MiB, 512KiB)")
+	fs.DurationVar(&c.Tolerance, "tolerance", c.Tolerance, "accepted clock difference for signed timestamps")
+	fs.BoolVar(&c.NoAuth, "no-auth", c.NoAuth, "no bearer tokens: every request is principal \"local\" (loopback --addr only)")
+	fs.BoolVar(&c.DevToken, "dev-token", c.DevToken, "create and print a development token at start")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "time in-flight requests get to finish on SIGTERM")
+	fs.DurationVar(&c.CompactEvery, "compact-every", c.CompactEvery, "how often events past their retention are deleted")
+}
+
+// ParseFlags parses args into fs, then fills each flag not given on the
+// command line from HOOKGATE_<FLAG> (upper case, '-' as '_') through getenv.
+// Command-line flags win over the environment, which wins over defaults.
+func ParseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		name := EnvName(f.Name)
+		if v := getenv(name); v != "" {
+			if setErr := fs.Set(f.Name, v); setErr != nil {
+				err = fmt.Errorf("%s=%q: %w", name, v, setErr)
+			}
+		}
+	})
+	return err
+}
+
+// EnvName is the environment variable of a flag.
+func EnvName(flagName string) string {
+	return "HOOKGATE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// UsageWithEnv prints fs's defaults followed by a note on HOOKGATE_* variables.
+func UsageWithEnv(w io.Writer, fs *flag.FlagSet, synopsis string) {
+	fmt.Fprintf(w, "usage: %s\n\nflags:\n", synopsis)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fmt.Fprintf(w, "\nEvery flag can also be set as HOOKGATE_<FLAG>, e.g. %s; a flag given on the command line wins.\n", EnvName("max-body"))
+}
+
+// ByteSize is a flag value for sizes such as 1MiB, 512KiB, 2MB or 1048576.
+type ByteSize int64
+
+var sizeUnits = []struct {
+	suffix string
+	factor int64
+}{
+	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30},
+	{"kb", 1000}, {"mb", 1000 * 1000}, {"gb", 1000 * 1000 * 1000},
+	{"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"b", 1},
+}
+
+// String formats the size in bytes.
+func (s *ByteSize) String() string { return strconv.FormatInt(int64(*s), 10) }
+
+// Set parses a size with an optional unit.
+func (s *ByteSize) Set(text string) error {
+	lower := strings.ToLower(strings.TrimSpace(text))
+	factor := int64(1)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(lower, u.suffix) {
+			lower, factor = strings.TrimSpace(strings.TrimSuffix(lower, u.suffix)), u.factor
+			break
+		}
+	}
+	n, err := strconv.ParseInt(lower, 10, 64)
+	if err != nil || n <= 0 {
+		return fmt.Errorf("size %q: want a positive number with an optional unit (KiB, MiB, GiB, KB, MB)", text)
+	}
+	*s = ByteSize(n * factor)
+	return nil
+}

@@ -1,0 +1,253 @@
+// Package server wires hookgate together: configuration, the store, auth,
+// the HTTP routes, background work and the process lifecycle. Business logic
+// lives in bridge, compat and subscribe; this package only connects them.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/hookgate/hookgate/bridge"
+	"github.com/hookgate/hookgate/bridge/store"
+	"github.com/hookgate/hookgate/bridge/store/bolt"
+	"github.com/hookgate/hookgate/compat"
+)
+
+// Version is reported to MCP clients as the server version.
+const Version = "0.1.0"
+
+// DevPrincipal owns the development token printed on first start.
+const DevPrincipal = "dev"
+
+// Server is a running hookgate: one listener serving ingress, /mcp and the
+// health routes over one store.
+type Server struct {
+	cfg       Config
+	logger    *slog.Logger
+	store     store.Store
+	inbox     *bridge.Inbox
+	mcp       *compat.Handler
+	http      *http.Server
+	listener  net.Listener
+	publicURL string
+	served    chan error
+	stopBG    context.CancelFunc
+	bgDone    chan struct{}
+}
+
+// OpenStore opens the store the configuration names, and reports whether it
+// was created just now (an empty data directory).
+func OpenStore(cfg Config, logger *slog.Logger) (s store.Store, created bool, err error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, false, fmt.Errorf("create data directory: %w", err)
+	}
+	path := filepath.Join(cfg.DataDir, "hookgate.db")
+	_, statErr := os.Stat(path)
+	created = errors.Is(statErr, os.ErrNotExist)
+	s, err = bolt.Open(path, bolt.Options{Logger: logger})
+	if err != nil {
+		return nil, false, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return s, created, nil
+}
+
+// Start opens the store, binds the listener, prints where to connect (and,
+// on first start or with DevToken, a development token) to out, and serves
+// in the background until Shutdown.
+func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	st, created, err := OpenStore(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	s := &Server{cfg: cfg, logger: logger, store: st, listener: ln, served: make(chan error, 1), bgDone: make(chan struct{})}
+	s.publicURL = cfg.PublicURL
+	if s.publicURL == "" {
+		s.publicURL = localURL(ln.Addr())
+	}
+	if err := s.printBanner(ctx, out, created || cfg.DevToken); err != nil {
+		_ = ln.Close()
+		_ = st.Close()
+		return nil, err
+	}
+	s.inbox = bridge.New(st, bridge.Options{
+		PublicURL: s.publicURL,
+		Lease:     cfg.Lease,
+		MaxBody:   cfg.MaxBody,
+		Tolerance: cfg.Tolerance,
+		Logger:    logger,
+	})
+	mcpServer := mcp.NewServer(&mcp.Implementation{Name: "hookgate", Version: Version}, &mcp.ServerOptions{
+		Instructions: "hookgate turns webhooks into events you can poll or subscribe to. register_webhook gives a URL for a provider; check_pending_events or poll_events return events leased to you; ack_event each one once handled.",
+		Logger:       logger,
+		Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{ListChanged: false}},
+	})
+	compat.AddTools(mcpServer, s.inbox)
+	s.mcp = compat.NewHandler(mcpServer, compat.HandlerOptions{
+		Logger:                     logger,
+		DisableLocalhostProtection: !isLoopbackURL(s.publicURL),
+	})
+	s.http = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopBG = stopBG
+	go s.compactLoop(bgCtx)
+	go func() { s.served <- s.http.Serve(ln) }()
+	logger.Info("serving", "addr", ln.Addr().String(), "public_url", s.publicURL, "data", cfg.DataDir)
+	return s, nil
+}
+
+// Run serves until ctx is cancelled (SIGTERM in the binary), then shuts down
+// gracefully.
+func Run(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) error {
+	s, err := Start(ctx, cfg, out, logger)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-s.served:
+		_ = s.Shutdown(context.Background())
+		return fmt.Errorf("serve: %w", err)
+	}
+	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	return s.Shutdown(shutdownCtx)
+}
+
+// URL returns the public base URL.
+func (s *Server) URL() string { return s.publicURL }
+
+// Addr returns the listener's address.
+func (s *Server) Addr() net.Addr { return s.listener.Addr() }
+
+// Store returns the server's store.
+func (s *Server) Store() store.Store { return s.store }
+
+// Shutdown stops accepting requests, ends MCP sessions, lets in-flight
+// requests (ingress above all) finish until ctx ends, then closes the store.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mcp.CloseSessions()
+	httpErr := s.http.Shutdown(ctx)
+	if httpErr != nil {
+		httpErr = fmt.Errorf("stop http server: %w", httpErr)
+		_ = s.http.Close()
+	}
+	s.stopBG()
+	<-s.bgDone
+	if err := s.store.Close(); err != nil {
+		return errors.Join(httpErr, fmt.Errorf("close store: %w", err))
+	}
+	return httpErr
+}
+
+func (s *Server) routes() http.Handler {
+	authed := func(h http.Handler) http.Handler {
+		if s.cfg.NoAuth {
+			return noAuth(h)
+		}
+		return requireToken(s.store, h)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/hooks/{id}", s.inbox)
+	mux.Handle("/mcp", authed(s.mcp))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.inbox.Ready(r.Context()); err != nil {
+			http.Error(w, "store not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	return mux
+}
+
+// compactLoop deletes events past their retention until ctx ends.
+func (s *Server) compactLoop(ctx context.Context) {
+	defer close(s.bgDone)
+	if s.cfg.CompactEvery <= 0 {
+		return
+	}
+	tick := time.NewTicker(s.cfg.CompactEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			n, err := s.store.Compact(ctx)
+			if err != nil {
+				s.logger.Warn("compact store", "err", err)
+			} else if n > 0 {
+				s.logger.Info("compacted store", "deleted_events", n)
+			}
+		}
+	}
+}
+
+func (s *Server) printBanner(ctx context.Context, out io.Writer, withToken bool) error {
+	fmt.Fprintf(out, "hookgate %s\n  MCP URL: %s/mcp\n", Version, s.publicURL)
+	switch {
+	case s.cfg.NoAuth:
+		fmt.Fprintf(out, "  Auth:    none (--no-auth): every request is principal %q\n", LocalPrincipal)
+	case withToken:
+		token, err := CreateToken(ctx, s.store, DevPrincipal, time.Now())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "  Token:   %s\n  (a development token for principal %q; it is not shown again — create more with `hookgate token create --name NAME`)\n", token, DevPrincipal)
+	default:
+		fmt.Fprintf(out, "  Token:   use one from `hookgate token create --name NAME` (run while the server is stopped), or start with --dev-token\n")
+	}
+	return nil
+}
+
+// localURL turns a listener address into a URL a local client can use.
+func localURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+func isLoopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return true
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
