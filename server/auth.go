@@ -59,18 +59,17 @@ func requireToken(s store.Store, h http.Handler) http.Handler {
 	return auth.RequireBearerToken(verifier, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(h)
 }
 
-// noAuth makes every request the LocalPrincipal. It goes through the same
-// SDK middleware as real tokens, so handlers read identity one way only.
+// noAuth makes every request the LocalPrincipal, whatever Authorization it
+// carries. It goes through the same SDK middleware as real tokens, so
+// handlers read identity one way only.
 func noAuth(h http.Handler) http.Handler {
 	verifier := func(context.Context, string, *http.Request) (*auth.TokenInfo, error) {
 		return &auth.TokenInfo{UserID: LocalPrincipal}, nil
 	}
 	inner := auth.RequireBearerToken(verifier, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") == "" {
-			r = r.Clone(r.Context())
-			r.Header.Set("Authorization", "Bearer "+LocalPrincipal)
-		}
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+LocalPrincipal)
 		inner.ServeHTTP(w, r)
 	})
 }

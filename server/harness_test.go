@@ -82,8 +82,8 @@ func startGateway(t testing.TB, dataDir string, args ...string) *gateway {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			line := strings.TrimSpace(sc.Text())
-			if v, ok := strings.CutPrefix(line, "MCP URL:"); ok {
-				g.url = strings.TrimSuffix(strings.TrimSpace(v), "/mcp")
+			if v, ok := strings.CutPrefix(line, "Listening:"); ok {
+				g.url = strings.TrimSpace(v)
 			}
 			if v, ok := strings.CutPrefix(line, "Token:"); ok && strings.HasPrefix(strings.TrimSpace(v), "hg_") {
 				g.token = strings.TrimSpace(v)
@@ -170,7 +170,9 @@ type bearer struct {
 
 func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
+	if b.token != "" {
+		r.Header.Set("Authorization", "Bearer "+b.token)
+	}
 	return b.base.RoundTrip(r)
 }
 

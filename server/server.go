@@ -211,7 +211,7 @@ func (s *Server) compactLoop(ctx context.Context) {
 }
 
 func (s *Server) printBanner(ctx context.Context, out io.Writer, withToken bool) error {
-	fmt.Fprintf(out, "hookgate %s\n  MCP URL: %s/mcp\n", Version, s.publicURL)
+	fmt.Fprintf(out, "hookgate %s\n  Listening: %s\n  MCP URL: %s/mcp\n", Version, localURL(s.listener.Addr()), s.publicURL)
 	switch {
 	case s.cfg.NoAuth:
 		fmt.Fprintf(out, "  Auth:    none (--no-auth): every request is principal %q\n", LocalPrincipal)
