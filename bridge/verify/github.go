@@ -10,13 +10,12 @@ import (
 // verifyGitHub checks X-Hub-Signature-256, "sha256=<hex>" of the raw body
 // (for a form-encoded delivery, the form bytes, not the decoded payload).
 //
-// The legacy X-Hub-Signature ("sha1=<hex>") is accepted only when
-// X-Hub-Signature-256 is absent. GitHub sends both whenever a secret is
-// set and recommends SHA-256, so SHA-256 is always preferred and a bad
-// SHA-256 signature is never rescued by a good SHA-1 one; but deliveries
-// signed with SHA-1 alone, as go-github's tests and older GitHub Enterprise
-// Server releases produce, are authentic (the shared vectors expect one to
-// pass), and HMAC-SHA1 is still unforgeable without the secret.
+// The legacy X-Hub-Signature ("sha1=<hex>") is used only when
+// X-Hub-Signature-256 is absent, so a bad SHA-256 signature is never
+// rescued by a good SHA-1 one. GitHub sends both whenever a secret is set;
+// a delivery with SHA-1 alone comes from an older sender (the shared
+// vectors include one from go-github's tests and expect it to pass), and
+// HMAC-SHA1 remains unforgeable without the secret.
 func verifyGitHub(r *request) (Result, error) {
 	name, prefix, h := "X-Hub-Signature-256", "sha256=", sha256.New
 	sig := r.header.Get(name)

@@ -130,26 +130,29 @@ func twilioURLs(raw string, u *url.URL) []string {
 // twilioEvent derives an event type and ID from a form-encoded callback.
 // Twilio has no event-type field (the type is implied by which URL was
 // configured), so the type is the resource and its status, such as
-// "message.delivered" or "call.completed". Without an idempotency token,
-// the ID is the resource SID plus its status, as each status change of
-// one message or call is a separate callback with the same SID.
+// "message.delivered" or "call.completed".
+//
+// Without an idempotency token, a message's ID is its SID plus its status:
+// Twilio reports each status of a message once, in its own callback. A
+// call gets no ID: its voice URL, <Gather> actions and status callbacks
+// can all carry the same SID and status for different events, and
+// deduplicating on them would drop real ones.
 func twilioEvent(form url.Values) (typ, id string) {
-	for _, k := range []struct{ kind, sid, status, legacyStatus string }{
-		{"message", "MessageSid", "MessageStatus", "SmsStatus"},
-		{"call", "CallSid", "CallStatus", ""},
-	} {
-		sid := form.Get(k.sid)
-		if sid == "" {
-			continue
-		}
-		status := form.Get(k.status)
-		if status == "" && k.legacyStatus != "" {
-			status = form.Get(k.legacyStatus)
+	if sid := form.Get("MessageSid"); sid != "" {
+		status := form.Get("MessageStatus")
+		if status == "" {
+			status = form.Get("SmsStatus") // inbound messages
 		}
 		if status == "" {
-			return k.kind, sid
+			return "message", sid
 		}
-		return k.kind + "." + status, sid + ":" + status
+		return "message." + status, sid + ":" + status
+	}
+	if form.Get("CallSid") != "" {
+		if status := form.Get("CallStatus"); status != "" {
+			return "call." + status, ""
+		}
+		return "call", ""
 	}
 	return "", ""
 }

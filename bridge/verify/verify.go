@@ -73,7 +73,7 @@ func Verify(scheme string, secrets []string, url string, header http.Header, bod
 
 // Verify is Verify with these options.
 func (o Options) Verify(scheme string, secrets []string, url string, header http.Header, body []byte, now time.Time) (Result, error) {
-	verify, ok := schemes[scheme]
+	check, ok := schemes[scheme]
 	if !ok {
 		return Result{}, fmt.Errorf("verify: %w %q", ErrUnknownScheme, scheme)
 	}
@@ -96,7 +96,7 @@ func (o Options) Verify(scheme string, secrets []string, url string, header http
 		now:       now,
 		tolerance: o.Tolerance,
 	}
-	res, err := verify(r)
+	res, err := check(r)
 	if err != nil {
 		return Result{}, fmt.Errorf("%s: %w", scheme, err)
 	}
