@@ -123,6 +123,11 @@ type Store interface {
 	// the leases so far.
 	Read(ctx context.Context, principal string, q Query) ([]Event, error)
 
+	// ReadPending is Read restricted to pending events (neither acked nor
+	// dead-lettered, leased or not): what a subscriber that has not acked
+	// still has to do.
+	ReadPending(ctx context.Context, principal string, q Query) ([]Event, error)
+
 	// Get returns one of the principal's events, or ErrNotFound.
 	Get(ctx context.Context, principal string, id ID) (Event, error)
 

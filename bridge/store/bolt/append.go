@@ -16,9 +16,11 @@ import (
 // refusal inside a shared transaction would cost the group a retry.
 const maxNameLen = 1024
 
-// Append implements store.Store. The event is encoded and checked before
-// it is queued, so that the transaction does nothing that can fail for
-// this event alone except the registration check.
+// Append implements store.Store. An append to a registration that is
+// marked deleted fails with store.ErrGone; one whose registration was never
+// stored is accepted with the default TTL and attempt limit. The event is
+// encoded and checked before it is queued, so that inside the shared
+// transaction only the registration check can fail for this event alone.
 func (s *boltStore) Append(ctx context.Context, e store.NewEvent) (store.AppendResult, error) {
 	if err := s.begin(ctx); err != nil {
 		return store.AppendResult{}, fmt.Errorf("append event: %w", err)

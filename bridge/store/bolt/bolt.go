@@ -40,7 +40,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -117,9 +116,12 @@ func Open(path string, opts Options) (store.Store, error) {
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout: lockTimeout,
 		NoSync:  opts.NoSync,
-		// The hash-map freelist keeps page allocation fast as the log
-		// churns through retention.
-		FreelistType: bbolt.FreelistMapType,
+		// As etcd does: the freelist is rebuilt by a scan at Open instead
+		// of being written by every commit, and the committer makes many
+		// small commits at low load. The hash-map freelist keeps
+		// allocation fast as retention churns pages.
+		NoFreelistSync: true,
+		FreelistType:   bbolt.FreelistMapType,
 	})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open store %s: store in use by another process: %w", path, store.ErrUnavailable)
@@ -136,7 +138,7 @@ func Open(path string, opts Options) (store.Store, error) {
 		s.now = time.Now
 	}
 	if s.log == nil {
-		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.committer = startCommitter(db, s.log)
 	return s, nil

@@ -159,7 +159,7 @@ func (it *cursorIter) next() (k, v []byte)           { return it.c.Next() }
 // principal has few groups, so picking the least head each step beats a
 // heap.
 type groupIter struct {
-	groups [][]byte // group names, parallel to cursors
+	groups  [][]byte // group names, parallel to cursors
 	cursors []*bbolt.Cursor
 	keys    [][]byte
 	vals    [][]byte
