@@ -22,10 +22,17 @@ import (
 	"github.com/hookgate/hookgate/bridge/store"
 	"github.com/hookgate/hookgate/bridge/store/bolt"
 	"github.com/hookgate/hookgate/compat"
+	"github.com/hookgate/hookgate/subscribe"
 )
 
 // Version is reported to MCP clients as the server version.
 const Version = "0.1.0"
+
+// replayBufferBytes bounds what legacy MCP sessions keep for Last-Event-ID
+// replay of their GET streams, across all sessions of the process.
+const replayBufferBytes = 64 << 20
+
+const instructions = "hookgate turns webhooks into events you can poll or subscribe to. register_webhook gives a URL for a provider; check_pending_events or poll_events return events leased to you; ack_event each one once handled. Subscribe to hookgate://webhooks/{label} or hookgate://events to be told of each new event as it arrives."
 
 // DevPrincipal owns the development token printed on first start.
 const DevPrincipal = "dev"
@@ -38,6 +45,7 @@ type Server struct {
 	store     store.Store
 	inbox     *bridge.Inbox
 	mcp       *compat.Handler
+	servers   *subscribe.Servers
 	http      *http.Server
 	listener  net.Listener
 	publicURL string
@@ -95,14 +103,22 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 		Tolerance: cfg.Tolerance,
 		Logger:    logger,
 	})
-	mcpServer := mcp.NewServer(&mcp.Implementation{Name: "hookgate", Version: Version}, &mcp.ServerOptions{
-		Instructions: "hookgate turns webhooks into events you can poll or subscribe to. register_webhook gives a URL for a provider; check_pending_events or poll_events return events leased to you; ack_event each one once handled.",
-		Logger:       logger,
-		Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{ListChanged: false}},
+	s.servers = subscribe.NewServers(subscribe.ServersOptions{
+		Implementation: &mcp.Implementation{Name: "hookgate", Version: Version},
+		Instructions:   instructions,
+		Log:            st,
+		Wake:           s.inbox.Wakeups(),
+		Logger:         logger,
+		Configure: func(m *mcp.Server) {
+			compat.AddTools(m, s.inbox)
+			m.AddReceivingMiddleware(s.mcp.EndListensOnShutdown)
+		},
 	})
-	compat.AddTools(mcpServer, s.inbox)
-	s.mcp = compat.NewHandler(mcpServer, compat.HandlerOptions{
+	replay := mcp.NewMemoryEventStore(nil)
+	replay.SetMaxBytes(replayBufferBytes)
+	s.mcp = compat.NewHandler(s.servers.ForRequest, compat.HandlerOptions{
 		Logger:                     logger,
+		EventStore:                 replay,
 		DisableLocalhostProtection: !isLoopbackURL(s.publicURL),
 	})
 	s.http = &http.Server{
@@ -150,18 +166,21 @@ func (s *Server) Store() store.Store { return s.store }
 // Shutdown stops accepting requests, ends MCP sessions, lets in-flight
 // requests (ingress above all) finish until ctx ends, then closes the store.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mcp.CloseSessions()
+	listenErr := s.mcp.Shutdown(ctx)
+	s.servers.Each(compat.CloseSessions)
 	httpErr := s.http.Shutdown(ctx)
 	if httpErr != nil {
 		httpErr = fmt.Errorf("stop http server: %w", httpErr)
 		_ = s.http.Close()
 	}
+	s.servers.Close()
 	s.stopBG()
 	<-s.bgDone
+	var storeErr error
 	if err := s.store.Close(); err != nil {
-		return errors.Join(httpErr, fmt.Errorf("close store: %w", err))
+		storeErr = fmt.Errorf("close store: %w", err)
 	}
-	return httpErr
+	return errors.Join(listenErr, httpErr, storeErr)
 }
 
 func (s *Server) routes() http.Handler {
@@ -173,7 +192,7 @@ func (s *Server) routes() http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/hooks/{id}", s.inbox)
-	mux.Handle("/mcp", authed(s.mcp))
+	mux.Handle("/mcp", authed(subscribe.GuardStreams(s.mcp, subscribe.GuardOptions{})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
