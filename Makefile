@@ -38,7 +38,7 @@ fuzz:
 
 ## bench: measure ingest, latency, tools path and memory; writes BENCHMARKS.md.
 bench: build
-	$(GO) run ./server/cmd/hookbench -binary $(BIN) -out BENCHMARKS.md
+	GO=$(GO) bash scripts/bench.sh
 
 clean:
 	rm -rf bin

@@ -16,6 +16,8 @@ package server_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -35,9 +37,13 @@ const (
 	// the first one on each target (connections, page cache, heap growth).
 	phase  = 5 * time.Second
 	warmUp = time.Second
-	// ingestRounds alternates bare and hookgate phases this many times,
-	// so that a burst of noise from a neighbour hits both targets alike.
-	ingestRounds = 2
+	// BenchmarkIngest alternates bare and hookgate phases of ingestPhase,
+	// ingestRounds times each, so that a burst of work from a neighbour on
+	// the shared machine is likely to hit both targets.
+	ingestRounds = 3
+	ingestPhase  = 3 * time.Second
+	// pacedRounds is the number of paced phases at half the max rate.
+	pacedRounds = 3
 	// leaseAckEvents is what BenchmarkToolsLeaseAck prefills: more than the
 	// agents can drain within their phases.
 	leaseAckEvents = 200_000
@@ -61,29 +67,54 @@ func registerGeneric(b *testing.B, g *gateway, label string) (url, secret string
 	return url, secret
 }
 
+// measured is one target's load phases: what the generator saw and the
+// CPU time spent meanwhile.
+type measured struct {
+	loadStats
+	cpu cpuUse
+}
+
+// closedLoopPhase runs one closed-loop phase of ingestPhase against the
+// server process pid, adds its figures to m and returns its rate; it fails
+// the benchmark if a request failed.
+func (m *measured) closedLoopPhase(b *testing.B, what string, gen *loadGen, pid int) float64 {
+	b.Helper()
+	var s loadStats
+	m.cpu.add(measureCPU(b, pid, func() { s = gen.closedLoop(b.Context(), ingestWorkers, ingestPhase) }))
+	requireNoFailures(b, what, s)
+	m.merge(s)
+	return s.rate()
+}
+
 // BenchmarkIngest is the ingest throughput of signed generic webhooks
 // against the running binary (fsync on, the default), as a ratio to a bare
 // net/http server that only answers 200, driven by the same closed-loop
 // generator in the same run. Target: ratio_vs_bare ≥ 0.35.
+//
+// Besides the aggregate ratio it reports the lowest and highest ratio of
+// one round (a bare phase and the hookgate phase after it), each server's
+// CPU time per request, and the cores other processes took during each
+// target's phases: on a shared 2-core machine these say whether a figure
+// was set by the server or by its neighbours.
 func BenchmarkIngest(b *testing.B) {
+	skipIfInstrumented(b)
 	g := startGateway(b, b.TempDir())
 	url, secret := registerGeneric(b, g, "bench")
 	hookgate := newLoadGen(b, url, secret, ingestWorkers)
 	// The baseline gets the same signed bodies on a path of the same shape.
-	bare := newLoadGen(b, startBare(b)+"/hooks/wh_bare", secret, ingestWorkers)
+	bareURL, barePID := startBare(b)
+	bare := newLoadGen(b, bareURL+"/hooks/wh_bare", secret, ingestWorkers)
 	ctx := b.Context()
 
 	requireNoFailures(b, "bare warm-up", bare.closedLoop(ctx, ingestWorkers, warmUp))
 	requireNoFailures(b, "hookgate warm-up", hookgate.closedLoop(ctx, ingestWorkers, warmUp))
 	b.ResetTimer()
-	var hs, bs loadStats
+	var hs, bs measured
+	var ratios []float64
 	for range ingestRounds {
-		s := bare.closedLoop(ctx, ingestWorkers, phase)
-		requireNoFailures(b, "bare", s)
-		bs.merge(s)
-		s = hookgate.closedLoop(ctx, ingestWorkers, phase)
-		requireNoFailures(b, "hookgate", s)
-		hs.merge(s)
+		bareRate := bs.closedLoopPhase(b, "bare", bare, barePID)
+		hookgateRate := hs.closedLoopPhase(b, "hookgate", hookgate, g.cmd.Process.Pid)
+		ratios = append(ratios, hookgateRate/bareRate)
 	}
 	b.StopTimer()
 
@@ -96,16 +127,28 @@ func BenchmarkIngest(b *testing.B) {
 	b.ReportMetric(hs.rate(), "hookgate_events/s")
 	b.ReportMetric(bs.rate(), "bare_req/s")
 	b.ReportMetric(hs.rate()/bs.rate(), "ratio_vs_bare")
+	b.ReportMetric(slices.Min(ratios), "ratio_min")
+	b.ReportMetric(slices.Max(ratios), "ratio_max")
 	b.ReportMetric(hs.quantileMS(0.50), "hookgate_p50_ms")
 	b.ReportMetric(hs.quantileMS(0.99), "hookgate_p99_ms")
 	b.ReportMetric(bs.quantileMS(0.50), "bare_p50_ms")
 	b.ReportMetric(bs.quantileMS(0.99), "bare_p99_ms")
+	b.ReportMetric(perRequestUS(hs.cpu.server, hs.ok), "hookgate_cpu_us/event")
+	b.ReportMetric(perRequestUS(bs.cpu.server, bs.ok), "bare_cpu_us/req")
+	b.ReportMetric(perRequestUS(hs.cpu.client, hs.ok), "client_cpu_us/event")
+	b.ReportMetric(perRequestUS(bs.cpu.client, bs.ok), "client_cpu_us/req")
+	b.ReportMetric(hs.cpu.otherCores(hs.elapsed), "hookgate_other_cores")
+	b.ReportMetric(bs.cpu.otherCores(bs.elapsed), "bare_other_cores")
+	b.ReportMetric(hs.cpu.idleCores(hs.elapsed), "hookgate_idle_cores")
 }
 
 // BenchmarkIngestLatency measures hookgate's max ingest rate (closed loop),
-// then sends at half that rate, paced open-loop, and reports p50/p99 of
-// both. Paced latency counts from each request's scheduled send time (see
-// openLoop). Target: half_p99_ms < 10.
+// then sends at half that rate, paced open-loop, in pacedRounds phases, and
+// reports p50/p99 of both. Paced latency counts from each request's
+// scheduled send time (see openLoop). Target: half_p99_ms (over all paced
+// phases) < 10. A p99 on a shared machine is partly its neighbours', so it
+// also reports the lowest and highest p99 of a single phase and the cores
+// other processes took meanwhile (half_other_cores).
 func BenchmarkIngestLatency(b *testing.B) {
 	g := startGateway(b, b.TempDir())
 	url, secret := registerGeneric(b, g, "bench")
@@ -117,8 +160,16 @@ func BenchmarkIngestLatency(b *testing.B) {
 	peak := gen.closedLoop(ctx, ingestWorkers, phase)
 	requireNoFailures(b, "max load", peak)
 	half := peak.rate() / 2
-	paced := gen.openLoop(ctx, half, phase, openLoopWorkers)
-	requireNoFailures(b, "half rate", paced)
+	var paced loadStats
+	var pacedCPU cpuUse
+	var p99s []float64
+	for range pacedRounds {
+		var s loadStats
+		pacedCPU.add(measureCPU(b, g.cmd.Process.Pid, func() { s = gen.openLoop(ctx, half, phase, openLoopWorkers) }))
+		requireNoFailures(b, "half rate", s)
+		p99s = append(p99s, s.quantileMS(0.99))
+		paced.merge(s)
+	}
 	b.StopTimer()
 
 	cs := connect(b, g.url, g.token, "")
@@ -133,6 +184,9 @@ func BenchmarkIngestLatency(b *testing.B) {
 	b.ReportMetric(paced.rate(), "half_events/s")
 	b.ReportMetric(paced.quantileMS(0.50), "half_p50_ms")
 	b.ReportMetric(paced.quantileMS(0.99), "half_p99_ms")
+	b.ReportMetric(slices.Min(p99s), "half_p99_min_ms")
+	b.ReportMetric(slices.Max(p99s), "half_p99_max_ms")
+	b.ReportMetric(pacedCPU.otherCores(paced.elapsed), "half_other_cores")
 }
 
 // BenchmarkToolsLeaseAck is the tools path an agent uses: poll_events with
@@ -205,7 +259,7 @@ func BenchmarkToolsLeaseAck(b *testing.B) {
 	}
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(oneRate, "events/s")
-	b.ReportMetric(float64(many)/manyElapsed.Seconds(), "4agents_events/s")
+	b.ReportMetric(float64(many)/manyElapsed.Seconds(), strconv.Itoa(leaseAckAgents)+"agents_events/s")
 	rs := loadStats{latencies: rounds}
 	b.ReportMetric(rs.quantileMS(0.50), "round_p50_ms")
 	b.ReportMetric(rs.quantileMS(0.99), "round_p99_ms")
@@ -224,7 +278,8 @@ type mcpSession struct {
 // (list_webhooks, which counts pending events, and check_pending_events),
 // next to the same process on an empty store after the same calls. It
 // reports VmRSS from /proc/<pid>/status, and its anonymous and file-backed
-// (the bbolt mmap) parts.
+// (the bbolt mmap) parts, plus how long the binary took from exec to ready
+// on the full store (with the file in the page cache, as just written).
 func BenchmarkMemory1M(b *testing.B) {
 	idle := startGateway(b, b.TempDir())
 	ics := connect(b, idle.url, idle.token, "")
@@ -240,7 +295,9 @@ func BenchmarkMemory1M(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
+	start := time.Now()
 	g := startGateway(b, dir)
+	started := time.Since(start)
 	cs := connect(b, g.url, p.token, "")
 	if n := pendingCount(b, cs, p.label); n != memoryEvents {
 		b.Fatalf("list_webhooks counts %d pending, want %d", n, memoryEvents)
@@ -259,5 +316,6 @@ func BenchmarkMemory1M(b *testing.B) {
 	b.ReportMetric(mem["VmHWM"], "peak_rss_MiB")
 	b.ReportMetric(idleMem["VmRSS"], "idle_rss_MiB")
 	b.ReportMetric(float64(info.Size())/(1<<20), "db_MiB")
+	b.ReportMetric(started.Seconds(), "start_s")
 	b.ReportMetric(p.rate, "prefill_events/s")
 }

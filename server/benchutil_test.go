@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -72,8 +73,9 @@ func serveBare() int {
 
 // startBare runs the bare baseline as a separate process, as hookgate runs,
 // so that the ratio compares two servers under the same conditions (own
-// process, own scheduler, loopback TCP). It returns the server's base URL.
-func startBare(tb testing.TB) string {
+// process, own scheduler, loopback TCP). It returns the server's base URL
+// and process ID.
+func startBare(tb testing.TB) (url string, pid int) {
 	tb.Helper()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), bareServerEnv+"=1")
@@ -118,11 +120,28 @@ func startBare(tb testing.TB) string {
 		if !ok {
 			tb.Fatal("bare server exited before printing its URL")
 		}
-		return url
+		return url, cmd.Process.Pid
 	case <-time.After(10 * time.Second):
 		tb.Fatal("bare server printed no URL within 10s")
 	}
-	return ""
+	return "", 0
+}
+
+// skipIfInstrumented skips a benchmark that compares hookgate with the bare
+// baseline when this test binary is built with -race or -cover: the baseline
+// is this binary, so it would be slowed down while hookgate (built plainly
+// by TestMain) is not, and the ratio would flatter hookgate.
+func skipIfInstrumented(b *testing.B) {
+	b.Helper()
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return
+	}
+	for _, s := range info.Settings {
+		if (s.Key == "-race" || s.Key == "-cover") && s.Value == "true" {
+			b.Skipf("built with %s: the bare baseline (this binary) would be instrumented and hookgate not", s.Key)
+		}
+	}
 }
 
 // loadGen sends signed generic webhooks to one URL. The same code drives
@@ -308,8 +327,8 @@ func (g *loadGen) openLoop(ctx context.Context, rate float64, d time.Duration, w
 	}
 
 	start := time.Now()
-	timer := time.NewTimer(0)
-	<-timer.C
+	timer := time.NewTimer(time.Hour) // reset before every wait
+	defer timer.Stop()
 pace:
 	for i := range total {
 		at := start.Add(time.Duration(i) * interval)
@@ -452,6 +471,115 @@ func procMemory(tb testing.TB, pid int) map[string]float64 {
 		tb.Fatalf("/proc/%d/status has no VmRSS", pid)
 	}
 	return out
+}
+
+// clockTick is USER_HZ, the unit of the CPU times in /proc/<pid>/stat; it is
+// 100 on every Linux architecture Go supports.
+const clockTick = 10 * time.Millisecond
+
+// cpuTime returns the user plus system CPU time the process has used so
+// far, from /proc/<pid>/stat (all its threads, including exited ones). The
+// benchmarks divide it by requests served: CPU per request is less
+// disturbed by other load on a shared machine than requests per second.
+func cpuTime(tb testing.TB, pid int) time.Duration {
+	tb.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatalf("read CPU time of pid %d: %v", pid, err)
+	}
+	// Fields after the parenthesised command name, which may hold spaces
+	// and parentheses: state is field 3, utime 14 and stime 15 (proc(5)).
+	fields := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
+	if len(fields) < 13 {
+		tb.Fatalf("/proc/%d/stat: too few fields: %q", pid, raw)
+	}
+	var ticks int64
+	for _, f := range fields[11:13] {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			tb.Fatalf("/proc/%d/stat: bad CPU time %q", pid, f)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * clockTick
+}
+
+// machineCPU is the machine-wide CPU time from the first line of /proc/stat:
+// busy (everything but idle and iowait) and idle, summed over CPUs.
+type machineCPU struct{ busy, idle time.Duration }
+
+// readMachineCPU samples /proc/stat.
+func readMachineCPU(tb testing.TB) machineCPU {
+	tb.Helper()
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	fields := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(fields) < 9 || fields[0] != "cpu" {
+		tb.Fatalf("/proc/stat: unexpected first line %q", line)
+	}
+	var m machineCPU
+	for i, f := range fields[1:9] {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			tb.Fatalf("/proc/stat: bad field %q", f)
+		}
+		if d := time.Duration(n) * clockTick; i == 3 || i == 4 {
+			m.idle += d // idle and iowait: nobody could use the CPU
+		} else {
+			m.busy += d
+		}
+	}
+	return m
+}
+
+// cpuUse is the CPU time spent during a load phase by the server under
+// test, by this process (the load generator) and by the whole machine. On
+// a small shared machine it tells a slow server from a busy neighbour: the
+// machine's busy time minus the two known processes is what other work
+// took, and idle time says whether the phase was short of CPU at all.
+type cpuUse struct {
+	server, client time.Duration
+	machine        machineCPU
+}
+
+// measureCPU runs fn and returns the CPU time used while it ran.
+func measureCPU(tb testing.TB, serverPID int, fn func()) cpuUse {
+	tb.Helper()
+	s0, c0, m0 := cpuTime(tb, serverPID), cpuTime(tb, os.Getpid()), readMachineCPU(tb)
+	fn()
+	s1, c1, m1 := cpuTime(tb, serverPID), cpuTime(tb, os.Getpid()), readMachineCPU(tb)
+	return cpuUse{server: s1 - s0, client: c1 - c0, machine: machineCPU{busy: m1.busy - m0.busy, idle: m1.idle - m0.idle}}
+}
+
+// add accumulates another phase.
+func (u *cpuUse) add(o cpuUse) {
+	u.server += o.server
+	u.client += o.client
+	u.machine.busy += o.machine.busy
+	u.machine.idle += o.machine.idle
+}
+
+// otherCores is the average number of cores that processes other than the
+// server and the generator used over elapsed (approximate: /proc/stat and
+// the per-process times are sampled at slightly different instants).
+func (u cpuUse) otherCores(elapsed time.Duration) float64 {
+	return max((u.machine.busy-u.server-u.client).Seconds(), 0) / elapsed.Seconds()
+}
+
+// idleCores is the average number of idle cores over elapsed.
+func (u cpuUse) idleCores(elapsed time.Duration) float64 {
+	return u.machine.idle.Seconds() / elapsed.Seconds()
+}
+
+// perRequestUS returns d in microseconds per request.
+func perRequestUS(d time.Duration, requests int) float64 {
+	if requests == 0 {
+		return 0
+	}
+	return float64(d.Microseconds()) / float64(requests)
 }
 
 // pendingCount returns list_webhooks' pending count for label, which the

@@ -71,7 +71,7 @@ func (s *boltStore) appendTx(tx *bbolt.Tx, e store.NewEvent, rec, group, dkey []
 	// DeleteRegistration, closes the race in which ingress looked the
 	// registration up just before it was deleted: no pending event can
 	// appear behind a deletion.
-	reg, err := registrationTx(tx, e.RegistrationID)
+	reg, err := s.regs.get(tx, e.RegistrationID)
 	if err == nil && reg.Deleted {
 		return store.AppendResult{}, fmt.Errorf("registration %s: %w", e.RegistrationID, store.ErrGone)
 	}

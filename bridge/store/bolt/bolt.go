@@ -102,6 +102,7 @@ type boltStore struct {
 	now       func() time.Time
 	log       *slog.Logger
 	committer *committer
+	regs      regCache
 
 	// mu guards closed; inflight counts calls that Close must wait for.
 	mu       sync.RWMutex

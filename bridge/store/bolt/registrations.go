@@ -88,7 +88,7 @@ func (s *boltStore) Registration(ctx context.Context, id string) (store.Registra
 	var r store.Registration
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		var err error
-		r, err = registrationTx(tx, id)
+		r, err = s.regs.get(tx, id)
 		return err
 	})
 	if err != nil {
