@@ -20,7 +20,7 @@ const recheckEvery = time.Second
 // when label is ""), oldest first. With wait > 0 and nothing to hand out, it
 // waits up to wait (at most MaxWait) and returns as soon as an event arrives.
 func (in *Inbox) Lease(ctx context.Context, principal, label string, limit int, wait time.Duration) (store.LeaseResult, error) {
-	if err := in.checkLabel(ctx, principal, label); err != nil {
+	if err := in.CheckLabel(ctx, principal, label); err != nil {
 		return store.LeaseResult{}, err
 	}
 	wait = min(wait, MaxWait)

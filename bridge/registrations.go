@@ -132,9 +132,9 @@ func (in *Inbox) Delete(ctx context.Context, principal, label string) error {
 	return nil
 }
 
-// checkLabel returns ErrNotFound, naming the label, unless the principal has
+// CheckLabel returns ErrNotFound, naming the label, unless the principal has
 // a live registration with it. "" means every label and always passes.
-func (in *Inbox) checkLabel(ctx context.Context, principal, label string) error {
+func (in *Inbox) CheckLabel(ctx context.Context, principal, label string) error {
 	if label == "" {
 		return nil
 	}

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -19,8 +18,6 @@ const statelessFrom = "2026-07-28"
 // HandlerOptions configures the /mcp handler.
 type HandlerOptions struct {
 	Logger *slog.Logger
-	// SessionTimeout closes a legacy session idle this long; 0 never does.
-	SessionTimeout time.Duration
 	// EventStore keeps what legacy sessions were sent, so a client that
 	// reconnects its GET stream with Last-Event-ID gets what it missed. It
 	// is never given to the stateless handler: 2026-07-28 streams carry no
@@ -42,15 +39,21 @@ type Handler struct {
 	closing    context.Context
 	endListens context.CancelFunc
 	listens    sync.WaitGroup
+	activity   *sessionActivity
+	logger     *slog.Logger
 }
 
 // NewHandler returns the /mcp handler.
 func NewHandler(getServer func(*http.Request) *mcp.Server, opts HandlerOptions) *Handler {
 	closing, endListens := context.WithCancel(context.Background())
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	return &Handler{
+		activity: newSessionActivity(),
+		logger:   opts.Logger,
 		stateful: mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
 			Logger:                     opts.Logger,
-			SessionTimeout:             opts.SessionTimeout,
 			EventStore:                 opts.EventStore,
 			DisableLocalhostProtection: opts.DisableLocalhostProtection,
 		}),
@@ -67,6 +70,7 @@ func NewHandler(getServer func(*http.Request) *mcp.Server, opts HandlerOptions) 
 // ServeHTTP dispatches by protocol version.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Mcp-Protocol-Version") < statelessFrom {
+		defer h.activity.track(r)()
 		h.stateful.ServeHTTP(w, r)
 		return
 	}

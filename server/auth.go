@@ -73,3 +73,11 @@ func noAuth(h http.Handler) http.Handler {
 		inner.ServeHTTP(w, r)
 	})
 }
+
+// principalOf is the principal the auth middleware established for r.
+func principalOf(r *http.Request) string {
+	if ti := auth.TokenInfoFromContext(r.Context()); ti != nil {
+		return ti.UserID
+	}
+	return ""
+}

@@ -27,6 +27,7 @@ type Config struct {
 	LogLevel        string        // debug, info, warn, error
 	ShutdownTimeout time.Duration // how long in-flight requests get on SIGTERM
 	CompactEvery    time.Duration // how often expired events are deleted
+	SessionIdle     time.Duration // legacy MCP sessions with no GET stream and no request this long are closed
 }
 
 // DefaultConfig returns the configuration of a bare `hookgate serve`.
@@ -41,6 +42,7 @@ func DefaultConfig() Config {
 		LogLevel:        "info",
 		ShutdownTimeout: 30 * time.Second,
 		CompactEvery:    10 * time.Minute,
+		SessionIdle:     time.Hour,
 	}
 }
 
@@ -58,8 +60,8 @@ func (c Config) Validate() error {
 			return fmt.Errorf("--no-auth needs a loopback --addr such as 127.0.0.1:8080, not %q: anyone who can reach it would read every event", c.Addr)
 		}
 	}
-	if c.Lease <= 0 || c.Tolerance <= 0 || c.MaxBody <= 0 {
-		return errors.New("--lease, --tolerance and --max-body must be positive")
+	if c.Lease <= 0 || c.Tolerance <= 0 || c.MaxBody <= 0 || c.SessionIdle <= 0 {
+		return errors.New("--lease, --tolerance, --max-body and --session-idle must be positive")
 	}
 	switch c.LogFormat {
 	case "text", "json":
@@ -84,6 +86,7 @@ func ServeFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "time in-flight requests get to finish on SIGTERM")
 	fs.DurationVar(&c.CompactEvery, "compact-every", c.CompactEvery, "how often events past their retention are deleted")
+	fs.DurationVar(&c.SessionIdle, "session-idle", c.SessionIdle, "close a legacy MCP session that holds no stream and sends nothing for this long")
 }
 
 // ParseFlags parses args into fs, then fills each flag not given on the

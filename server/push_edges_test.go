@@ -12,12 +12,10 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-// openListen starts a raw 2026-07-28 subscriptions/listen and returns the
-// stream once the acknowledgement has arrived.
-func openListen(t *testing.T, base, token, uri string) (*http.Response, func() (sseEvent, bool)) {
-	t.Helper()
+// listenRequest builds a raw 2026-07-28 subscriptions/listen for uri.
+func listenRequest(base, token string, id any, uri string) *http.Request {
 	body, _ := json.Marshal(map[string]any{
-		"jsonrpc": "2.0", "id": "listen-1", "method": "subscriptions/listen",
+		"jsonrpc": "2.0", "id": id, "method": "subscriptions/listen",
 		"params": map[string]any{
 			"_meta": map[string]any{
 				"io.modelcontextprotocol/protocolVersion":    "2026-07-28",
@@ -33,6 +31,14 @@ func openListen(t *testing.T, base, token, uri string) (*http.Response, func() (
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	req.Header.Set("Mcp-Protocol-Version", "2026-07-28")
 	req.Header.Set("Mcp-Method", "subscriptions/listen")
+	return req
+}
+
+// openListen starts a raw 2026-07-28 subscriptions/listen and returns the
+// stream once the acknowledgement has arrived.
+func openListen(t *testing.T, base, token, uri string) (*http.Response, func() (sseEvent, bool)) {
+	t.Helper()
+	req := listenRequest(base, token, "listen-1", uri)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("listen: %v", err)
@@ -157,23 +163,7 @@ func TestPushIsPrincipalScoped(t *testing.T) {
 // acknowledged (next non-nil) or refused.
 func openListenMaybeRefused(t *testing.T, base, token, uri string) (string, func() (sseEvent, bool)) {
 	t.Helper()
-	body, _ := json.Marshal(map[string]any{
-		"jsonrpc": "2.0", "id": 7, "method": "subscriptions/listen",
-		"params": map[string]any{
-			"_meta": map[string]any{
-				"io.modelcontextprotocol/protocolVersion":    "2026-07-28",
-				"io.modelcontextprotocol/clientInfo":         map[string]any{"name": "raw", "version": "1"},
-				"io.modelcontextprotocol/clientCapabilities": map[string]any{},
-			},
-			"notifications": map[string]any{"resourceSubscriptions": []string{uri}},
-		},
-	})
-	req, _ := http.NewRequest(http.MethodPost, base+"/mcp", strings.NewReader(string(body)))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	req.Header.Set("Mcp-Protocol-Version", "2026-07-28")
-	req.Header.Set("Mcp-Method", "subscriptions/listen")
+	req := listenRequest(base, token, 7, uri)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := http.DefaultClient.Do(req.WithContext(ctx))

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -46,12 +47,13 @@ type Server struct {
 	inbox     *bridge.Inbox
 	mcp       *compat.Handler
 	servers   *subscribe.Servers
+	endFeeds  chan struct{} // closed on Shutdown: SSE and WebSocket feeds end
 	http      *http.Server
 	listener  net.Listener
 	publicURL string
 	served    chan error
 	stopBG    context.CancelFunc
-	bgDone    chan struct{}
+	bg        sync.WaitGroup // background loops
 }
 
 // OpenStore opens the store the configuration names, and reports whether it
@@ -86,7 +88,7 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 		_ = st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	s := &Server{cfg: cfg, logger: logger, store: st, listener: ln, served: make(chan error, 1), bgDone: make(chan struct{})}
+	s := &Server{cfg: cfg, logger: logger, store: st, listener: ln, served: make(chan error, 1), endFeeds: make(chan struct{})}
 	s.publicURL = cfg.PublicURL
 	if s.publicURL == "" {
 		s.publicURL = localURL(ln.Addr())
@@ -109,7 +111,7 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 		Log:            st,
 		Wake:           s.inbox.Wakeups(),
 		Logger:         logger,
-		Configure: func(m *mcp.Server) {
+		Configure: func(_ string, m *mcp.Server) {
 			compat.AddTools(m, s.inbox)
 			m.AddReceivingMiddleware(s.mcp.EndListensOnShutdown)
 		},
@@ -129,7 +131,10 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 	}
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopBG = stopBG
-	go s.compactLoop(bgCtx)
+	s.bg.Go(func() { s.compactLoop(bgCtx) })
+	s.bg.Go(func() {
+		s.mcp.ReapIdleSessions(bgCtx, cfg.SessionIdle, min(cfg.SessionIdle/2, time.Minute), s.servers.Each)
+	})
 	go func() { s.served <- s.http.Serve(ln) }()
 	logger.Info("serving", "addr", ln.Addr().String(), "public_url", s.publicURL, "data", cfg.DataDir)
 	return s, nil
@@ -166,6 +171,7 @@ func (s *Server) Store() store.Store { return s.store }
 // Shutdown stops accepting requests, ends MCP sessions, lets in-flight
 // requests (ingress above all) finish until ctx ends, then closes the store.
 func (s *Server) Shutdown(ctx context.Context) error {
+	close(s.endFeeds)
 	listenErr := s.mcp.Shutdown(ctx)
 	s.servers.Each(compat.CloseSessions)
 	httpErr := s.http.Shutdown(ctx)
@@ -175,7 +181,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.servers.Close()
 	s.stopBG()
-	<-s.bgDone
+	s.bg.Wait()
 	var storeErr error
 	if err := s.store.Close(); err != nil {
 		storeErr = fmt.Errorf("close store: %w", err)
@@ -193,6 +199,17 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/hooks/{id}", s.inbox)
 	mux.Handle("/mcp", authed(subscribe.GuardStreams(s.mcp, subscribe.GuardOptions{})))
+	feeds := subscribe.FeedOptions{
+		Log:       s.store,
+		Wake:      s.inbox.Wakeups(),
+		Principal: principalOf,
+		Labels:    s.inbox.CheckLabel,
+		Acker:     s.inbox,
+		Done:      s.endFeeds,
+		Logger:    s.logger,
+	}
+	mux.Handle("GET /v1/stream", authed(subscribe.NewSSEHandler(feeds)))
+	mux.Handle("GET /v1/ws", authed(subscribe.NewWebSocketHandler(feeds)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
@@ -208,7 +225,6 @@ func (s *Server) routes() http.Handler {
 
 // compactLoop deletes events past their retention until ctx ends.
 func (s *Server) compactLoop(ctx context.Context) {
-	defer close(s.bgDone)
 	if s.cfg.CompactEvery <= 0 {
 		return
 	}

@@ -28,9 +28,12 @@ type ServersOptions struct {
 	Log            MCPStore
 	Wake           Waiter
 	Logger         *slog.Logger
+	// Extensions are declared in every server's capabilities
+	// (capabilities.extensions), keyed by extension identifier.
+	Extensions map[string]any
 	// Configure adds what every principal's server offers besides the
-	// resources of this package: the tools, and middleware.
-	Configure func(*mcp.Server)
+	// resources of this package: the tools, extensions and middleware.
+	Configure func(principal string, s *mcp.Server)
 }
 
 // Servers hands each principal its own *mcp.Server. The SDK's
@@ -103,14 +106,15 @@ func newPrincipalServer(principal string, opts ServersOptions) *principalServer 
 		Instructions: opts.Instructions,
 		Logger:       opts.Logger,
 		Capabilities: &mcp.ServerCapabilities{
-			Tools:     &mcp.ToolCapabilities{ListChanged: false},
-			Resources: &mcp.ResourceCapabilities{Subscribe: true, ListChanged: false},
+			Tools:      &mcp.ToolCapabilities{ListChanged: false},
+			Resources:  &mcp.ResourceCapabilities{Subscribe: true, ListChanged: false},
+			Extensions: opts.Extensions,
 		},
 		SubscribeHandler:   ps.subs.subscribe,
 		UnsubscribeHandler: ps.subs.unsubscribe,
 	})
 	if opts.Configure != nil {
-		opts.Configure(ps.server)
+		opts.Configure(principal, ps.server)
 	}
 	ps.addResources()
 	return ps

@@ -85,6 +85,18 @@ type Token struct {
 	CreatedAt time.Time `json:"createdAt"`
 }
 
+// Subscription is a durable delivery subscription (an MCP Events webhook
+// subscription): what the subscriber asked for, in the owning package's own
+// encoding, and how far delivery got. The store keeps it across restarts and
+// replicas; it does not interpret Data.
+type Subscription struct {
+	ID        string          `json:"id"` // unique per principal
+	Principal string          `json:"principal"`
+	Data      json.RawMessage `json:"data"`   // the subscriber's request, opaque to the store
+	Cursor    ID              `json:"cursor"` // the last event delivered
+	ExpiresAt time.Time       `json:"expiresAt"`
+}
+
 // Query selects events by cursor.
 type Query struct {
 	After ID     // exclusive; Zero reads from the oldest retained event
@@ -171,6 +183,14 @@ type Store interface {
 	// deleted (ingress then answers 410) and drops its pending events from
 	// the lease queue. ErrNotFound if there is none.
 	DeleteRegistration(ctx context.Context, principal, label string) error
+
+	// PutSubscription creates or replaces a subscription (by principal and ID).
+	PutSubscription(ctx context.Context, s Subscription) error
+	// DeleteSubscription removes one, or returns ErrNotFound.
+	DeleteSubscription(ctx context.Context, principal, id string) error
+	// Subscriptions lists every principal's subscriptions, expired or not,
+	// so delivery workers can resume after a restart.
+	Subscriptions(ctx context.Context) ([]Subscription, error)
 
 	// PutToken stores a token hash.
 	PutToken(ctx context.Context, t Token) error

@@ -18,6 +18,7 @@
 //	               "schema" → layout version
 //	registrations  registration ID → JSON
 //	tokens         token hash → JSON
+//	subscriptions  principal, NUL, subscription ID → JSON
 //	principals     principal → bucket:
 //	    events      event ID key → event record (see eventRecord)
 //	    index       group → bucket of event ID keys (every retained event)
@@ -76,6 +77,7 @@ const (
 	bucketMeta          = "meta"
 	bucketRegistrations = "registrations"
 	bucketTokens        = "tokens"
+	bucketSubscriptions = "subscriptions"
 	bucketPrincipals    = "principals"
 
 	bucketEvents     = "events"
@@ -146,7 +148,7 @@ func Open(path string, opts Options) (store.Store, error) {
 }
 
 func initLayout(tx *bbolt.Tx) error {
-	for _, name := range [...]string{bucketMeta, bucketRegistrations, bucketTokens, bucketPrincipals} {
+	for _, name := range [...]string{bucketMeta, bucketRegistrations, bucketTokens, bucketPrincipals, bucketSubscriptions} {
 		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}

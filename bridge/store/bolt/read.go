@@ -14,8 +14,39 @@ import (
 // Read implements store.Store. Without a label it walks the principal's
 // events; with one it merges that label's index groups.
 func (s *boltStore) Read(ctx context.Context, principalName string, q store.Query) ([]store.Event, error) {
-	if err := s.begin(ctx); err != nil {
+	events, err := s.readWalk(ctx, principalName, q, func(p *bbolt.Bucket) iterator {
+		if q.Label == "" {
+			return &cursorIter{c: p.Bucket([]byte(bucketEvents)).Cursor()}
+		}
+		return newGroupIter(p.Bucket([]byte(bucketIndex)), labelPrefix(q.Label))
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return events, nil
+}
+
+// ReadPending implements store.Store by merging the lease queues of the
+// principal's groups (one label's, or all), so acked events cost nothing.
+func (s *boltStore) ReadPending(ctx context.Context, principalName string, q store.Query) ([]store.Event, error) {
+	events, err := s.readWalk(ctx, principalName, q, func(p *bbolt.Bucket) iterator {
+		var prefix []byte
+		if q.Label != "" {
+			prefix = labelPrefix(q.Label)
+		}
+		return newGroupIter(p.Bucket([]byte(bucketPending)), prefix)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read pending events: %w", err)
+	}
+	return events, nil
+}
+
+// readWalk loads up to q.Limit events after q.After from the walk that walk
+// opens over the principal's buckets.
+func (s *boltStore) readWalk(ctx context.Context, principalName string, q store.Query, walk func(p *bbolt.Bucket) iterator) ([]store.Event, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
 	}
 	defer s.leave()
 	limit := q.Limit
@@ -28,12 +59,7 @@ func (s *boltStore) Read(ctx context.Context, principalName string, q store.Quer
 		if p == nil {
 			return nil
 		}
-		var it iterator
-		if q.Label == "" {
-			it = &cursorIter{c: p.Bucket([]byte(bucketEvents)).Cursor()}
-		} else {
-			it = newGroupIter(p.Bucket([]byte(bucketIndex)), labelPrefix(q.Label))
-		}
+		it := walk(p)
 		for k, _ := seekAfter(it, q.After); k != nil && len(events) < limit; k, _ = it.next() {
 			e, err := loadEvent(p, k)
 			if err != nil {
@@ -43,10 +69,7 @@ func (s *boltStore) Read(ctx context.Context, principalName string, q store.Quer
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
-	}
-	return events, nil
+	return events, err
 }
 
 // Get implements store.Store.

@@ -77,6 +77,7 @@ func Run(t *testing.T, h Harness) {
 		{"Nack", nackTests()},
 		{"Registrations", registrationTests()},
 		{"Tokens", tokenTests()},
+		{"Subscriptions", subscriptionTests()},
 		{"Compact", compactTests()},
 		{"Durability", durabilityTests()},
 		{"Context", contextTests()},

@@ -6,6 +6,8 @@
 //
 //	hookgate serve [flags]             run the gateway
 //	hookgate token create --name NAME  print a new bearer token for principal NAME
+//	hookgate tail --server URL --token T [--label L] [--after ID]
+//	                                   print events as they arrive, one JSON line each
 //
 // Run `hookgate <command> -h` for a command's flags. Every flag can also be
 // set as HOOKGATE_<FLAG>.
@@ -23,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hookgate/hookgate/clients"
 	"github.com/hookgate/hookgate/server"
 )
 
@@ -31,6 +34,9 @@ const usage = `hookgate: a webhook gateway for AI agents.
 usage:
   hookgate serve [flags]               run the gateway (see hookgate serve -h)
   hookgate token create --name NAME    print a new bearer token for principal NAME
+  hookgate tail --server URL --token T [--label L] [--after ID]
+                                       print each event as it arrives, one JSON object
+                                       per line (NDJSON) on stdout; Ctrl-C stops
 
 Every flag can also be set as HOOKGATE_<FLAG>, e.g. HOOKGATE_DATA=/var/lib/hookgate.
 `
@@ -62,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return errors.New("usage: hookgate token create --name NAME [--data DIR]")
 		}
 		return tokenCreate(ctx, args[2:], stdout, stderr, getenv)
+	case "tail":
+		return tail(ctx, args[1:], stdout, stderr, getenv)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -118,6 +126,34 @@ func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	}
 	fmt.Fprintln(stdout, token)
 	return nil
+}
+
+func tail(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	var opts clients.SSEOptions
+	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
+	fs.StringVar(&opts.Server, "server", "", "hookgate base URL, e.g. http://127.0.0.1:8080 (required)")
+	fs.StringVar(&opts.Token, "token", "", "bearer token (not needed for a --no-auth server)")
+	fs.StringVar(&opts.Label, "label", "", "print only this webhook's events")
+	fs.StringVar(&opts.After, "after", "", "start after this event ID; 0-0 starts from the oldest retained event (default: from now)")
+	fs.Usage = func() {
+		server.UsageWithEnv(stderr, fs, "hookgate tail --server URL --token T [--label L] [--after ID]")
+	}
+	if err := server.ParseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	if opts.Server == "" {
+		fs.Usage()
+		return errors.New("--server is required")
+	}
+	opts.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	err := clients.StreamSSE(ctx, opts, func(e clients.Event) error {
+		_, err := stdout.Write(append(e.Raw, '\n'))
+		return err
+	})
+	if ctx.Err() != nil {
+		return nil // Ctrl-C or SIGTERM: the way to stop tailing
+	}
+	return err
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
