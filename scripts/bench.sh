@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench.sh: run hookgate's benchmarks and write BENCHMARKS.md at the repo root.
 #
-# The benchmarks (server/bench_test.go) start the real binary and drive it
-# over loopback; each does its fixed-length measurement once, so they run
+# The benchmarks (server/bench_test.go, server/bench_push_test.go) start the
+# real binary and drive it over loopback; each does its fixed-length measurement once, so they run
 # with -benchtime 1x. The store's own micro-benchmarks in bridge/store/bolt
 # run in the same command. The report holds the machine, the command, a
 # table of the figures against the issue's targets, and the raw output.
@@ -56,8 +56,35 @@ check() {
 	}'
 }
 
+# within_noise STUCK CLEAN AFTER: "yes" if the p99 measured with a stuck
+# subscriber is at most 1.5 × the larger of the two clean phases' p99
+# (the rule BENCHMARKS.md states for "unchanged within noise"), "n/a" if a
+# value is missing.
+within_noise() {
+	if [ -z "$1" ] || [ -z "$2" ] || [ -z "$3" ]; then echo "n/a"; return; fi
+	awk -v s="$1" -v c="$2" -v a="$3" 'BEGIN {
+		m = (c > a) ? c : a
+		print (s <= 1.5 * m) ? "yes" : "**no**"
+	}'
+}
+
+# push_p99 KIND: "clean / stuck / after" p99 of BenchmarkPushStuckSubscriber.
+push_p99() {
+	echo "$(num '%.2f' "$(metric BenchmarkPushStuckSubscriber "$1_clean_p99_ms")") / $(num '%.2f' "$(metric BenchmarkPushStuckSubscriber "$1_stuck_p99_ms")") / $(num '%.2f' "$(metric BenchmarkPushStuckSubscriber "$1_after_p99_ms")")"
+}
+
+# push_noise KIND: within_noise for BenchmarkPushStuckSubscriber's KIND.
+push_noise() {
+	within_noise "$(metric BenchmarkPushStuckSubscriber "$1_stuck_p99_ms")" "$(metric BenchmarkPushStuckSubscriber "$1_clean_p99_ms")" "$(metric BenchmarkPushStuckSubscriber "$1_after_p99_ms")"
+}
+
 ratio=$(metric BenchmarkIngest ratio_vs_bare)
 half_p99=$(metric BenchmarkIngestLatency half_p99_ms)
+sse_p99=$(metric BenchmarkPushLatency sse_p99_ms)
+mcp2025_p99=$(metric BenchmarkPushLatency mcp2025_p99_ms)
+mcp2026_p99=$(metric BenchmarkPushLatency mcp2026_p99_ms)
+fan_n=$(metric BenchmarkPushFanout10k subscribers)
+fan_kib=$(metric BenchmarkPushFanout10k KiB/subscriber)
 
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 mem_total=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
@@ -112,6 +139,24 @@ mem_total=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 	echo "| RSS (VmRSS) with 1,000,000 stored events, after list_webhooks + check_pending_events | $(num '%.1f' "$(metric BenchmarkMemory1M rss_MiB)") MiB: anon $(num '%.1f' "$(metric BenchmarkMemory1M rss_anon_MiB)"), file-backed (bbolt mmap) $(num '%.1f' "$(metric BenchmarkMemory1M rss_file_MiB)"); peak $(num '%.1f' "$(metric BenchmarkMemory1M peak_rss_MiB)") | | |"
 	echo "| RSS idle, empty store, after the same calls | $(num '%.1f' "$(metric BenchmarkMemory1M idle_rss_MiB)") MiB | | |"
 	echo "| store file with 1,000,000 events; binary start to ready on it | $(num '%.0f' "$(metric BenchmarkMemory1M db_MiB)") MiB; $(num '%.2f' "$(metric BenchmarkMemory1M start_s)") s | | |"
+	echo "| push latency at 1,000 events/s, POST's 2xx → event at an **SSE client** (\`GET /v1/stream\`), p50 / **p99** | $(num '%.2f' "$(metric BenchmarkPushLatency sse_p50_ms)") / **$(num '%.2f' "$sse_p99")** ms | p99 < 5 ms | $(check "$sse_p99" '<' 5) |"
+	echo "| the same → **2025-11-25 MCP subscriber** (SDK client, \`resources/subscribe\`), p50 / **p99** | $(num '%.2f' "$(metric BenchmarkPushLatency mcp2025_p50_ms)") / **$(num '%.2f' "$mcp2025_p99")** ms | p99 < 5 ms | $(check "$mcp2025_p99" '<' 5) |"
+	echo "| the same → **2026-07-28 listener** (SDK client, \`subscriptions/listen\`), p50 / **p99** | $(num '%.2f' "$(metric BenchmarkPushLatency mcp2026_p50_ms)") / **$(num '%.2f' "$mcp2026_p99")** ms | p99 < 5 ms | $(check "$mcp2026_p99" '<' 5) |"
+	echo "| bare loopback round trip, the same paced loop at 1,000 req/s in the same run, p50 / p99 | $(num '%.2f' "$(metric BenchmarkPushLatency bare_rtt_p50_ms)") / $(num '%.2f' "$(metric BenchmarkPushLatency bare_rtt_p99_ms)") ms | | |"
+	echo "| events that reached the SSE / 2025 / 2026 subscriber before their POST's 2xx reached the sender (negative latencies, kept as measured) | $(num '%.1f' "$(metric BenchmarkPushLatency sse_early_pct)") / $(num '%.1f' "$(metric BenchmarkPushLatency mcp2025_early_pct)") / $(num '%.1f' "$(metric BenchmarkPushLatency mcp2026_early_pct)") % | | |"
+	echo "| hookgate POST send → 2xx in the push phases ($(num '%.0f' "$(metric BenchmarkPushLatency events/s)") events/s achieved), p50 / p99; cores other processes took | $(num '%.2f' "$(metric BenchmarkPushLatency post_p50_ms)") / $(num '%.2f' "$(metric BenchmarkPushLatency post_p99_ms)") ms; $(num '%.2f' "$(metric BenchmarkPushLatency other_cores)") | | |"
+	echo "| **idle SSE subscribers held by one process** (all connected and following, each one connection) | **$(num '%.0f' "$fan_n")**, connected in $(num '%.2f' "$(metric BenchmarkPushFanout10k connect_s)") s | ≥ 10,000 | $(check "$fan_n" '>=' 10000) |"
+	echo "| **hookgate RSS per idle SSE subscriber** (VmRSS with them − VmRSS empty, ÷ count); subscribers per GiB at that rate | **$(num '%.1f' "$fan_kib") KiB**: $(num '%.1f' "$(metric BenchmarkPushFanout10k rss_empty_MiB)") → $(num '%.1f' "$(metric BenchmarkPushFanout10k rss_idle_MiB)") MiB; $(num '%.0f' "$(metric BenchmarkPushFanout10k subscribers/GiB)") per GiB | < 20 KiB | $(check "$fan_kib" '<' 20) |"
+	echo "| the same after the fan-out rounds (heap grown to GC's target) | $(num '%.1f' "$(metric BenchmarkPushFanout10k KiB/subscriber_after)") KiB: $(num '%.1f' "$(metric BenchmarkPushFanout10k rss_after_MiB)") MiB | | |"
+	echo "| **fan-out of one event to $(num '%.0f' "$fan_n") SSE subscribers**, POST's 2xx → last subscriber has it: median / worst of 5 events | **$(num '%.1f' "$(metric BenchmarkPushFanout10k fanout_ms)")** / $(num '%.1f' "$(metric BenchmarkPushFanout10k fanout_max_ms)") ms | | |"
+	echo "| per-subscriber arrival after the 2xx, p50 / p99 over all 5 events; POST send → 2xx | $(num '%.1f' "$(metric BenchmarkPushFanout10k arrival_p50_ms)") / $(num '%.1f' "$(metric BenchmarkPushFanout10k arrival_p99_ms)") ms; $(num '%.2f' "$(metric BenchmarkPushFanout10k post_ms)") ms | | |"
+	echo "| CPU per delivery during the fan-out: hookgate / subscribers (this process); heartbeats received meanwhile | $(num '%.1f' "$(metric BenchmarkPushFanout10k server_cpu_us/delivery)") / $(num '%.1f' "$(metric BenchmarkPushFanout10k client_cpu_us/delivery)") µs; $(num '%.0f' "$(metric BenchmarkPushFanout10k heartbeats)") | | |"
+	echo "| **stuck subscriber**: healthy SSE client's p99 without / with a stuck SSE and a stuck MCP reader / after they were cut (4 KiB events, 1,000/s) | $(push_p99 sse) ms | unchanged within noise | $(push_noise sse) |"
+	echo "| the same, 2025 MCP subscriber | $(push_p99 mcp2025) ms | unchanged within noise | $(push_noise mcp2025) |"
+	echo "| the same, 2026 listener | $(push_p99 mcp2026) ms | unchanged within noise | $(push_noise mcp2026) |"
+	echo "| cores other processes took in those three phases | $(num '%.2f' "$(metric BenchmarkPushStuckSubscriber clean_other_cores)") / $(num '%.2f' "$(metric BenchmarkPushStuckSubscriber stuck_other_cores)") / $(num '%.2f' "$(metric BenchmarkPushStuckSubscriber after_other_cores)") | | |"
+	echo "| hookgate VmRSS (anonymous part) at start / after the clean phase / after the stuck phase / at the end | $(num '%.1f' "$(metric BenchmarkPushStuckSubscriber rss_start_MiB)") ($(num '%.1f' "$(metric BenchmarkPushStuckSubscriber anon_start_MiB)")) / $(num '%.1f' "$(metric BenchmarkPushStuckSubscriber rss_clean_MiB)") ($(num '%.1f' "$(metric BenchmarkPushStuckSubscriber anon_clean_MiB)")) / $(num '%.1f' "$(metric BenchmarkPushStuckSubscriber rss_stuck_MiB)") ($(num '%.1f' "$(metric BenchmarkPushStuckSubscriber anon_stuck_MiB)")) / $(num '%.1f' "$(metric BenchmarkPushStuckSubscriber rss_after_MiB)") ($(num '%.1f' "$(metric BenchmarkPushStuckSubscriber anon_after_MiB)")) MiB | | |"
+	echo "| stuck readers cut by hookgate (of 2), seconds after connecting: SSE / MCP; bytes the kernel held unsent for each meanwhile | $(num '%.0f' "$(metric BenchmarkPushStuckSubscriber stuck_cut)"): $(num '%.1f' "$(metric BenchmarkPushStuckSubscriber stuck_sse_cut_s)") / $(num '%.1f' "$(metric BenchmarkPushStuckSubscriber stuck_mcp_cut_s)") s; $(num '%.0f' "$(metric BenchmarkPushStuckSubscriber stuck_sse_sendq_KiB)") / $(num '%.0f' "$(metric BenchmarkPushStuckSubscriber stuck_mcp_sendq_KiB)") KiB | | |"
 	echo
 	echo "## How it is measured"
 	echo
@@ -144,6 +189,46 @@ mem_total=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 	echo "  check_pending_events must lease 10, then VmRSS is read from"
 	echo "  \`/proc/<pid>/status\`. The idle figure is the same process and calls on an"
 	echo "  empty store. The file-backed part is the bbolt memory map."
+	echo "- **Push latency** (\`BenchmarkPushLatency\`): one SSE client (a raw"
+	echo "  connection to \`GET /v1/stream?label=…\`), one 2025-11-25 MCP SDK client"
+	echo "  (\`resources/subscribe\` to the webhook's resource, notifications on the"
+	echo "  session's GET stream) and one 2026-07-28 MCP SDK client"
+	echo "  (\`subscriptions/listen\`) follow one webhook; all of them live in the"
+	echo "  benchmark process. Signed webhooks are posted open loop at 1,000/s; for"
+	echo "  each, the time its 2xx arrived and the time each subscriber had the event"
+	echo "  (matched by the SSE \`id:\` or \`_meta[\"hookgate/eventId\"]\`) are read"
+	echo "  from the same clock, and latency is the difference. hookgate wakes its feeds"
+	echo "  as soon as the event is durable, before it writes the 2xx, so an event can"
+	echo "  arrive first: such latencies are negative and kept as measured. Two rounds"
+	echo "  of a 5 s bare phase (the same paced loop against the bare server, its round"
+	echo "  trip from send to answer) and a 5 s push phase, after 1 s of warm-up each."
+	echo "  Every subscriber must receive every event exactly once, in ID order, with"
+	echo "  the event's own data, or the benchmark fails."
+	echo "- **Idle subscribers and fan-out** (\`BenchmarkPushFanout10k\`): 10,000"
+	echo "  raw connections to \`GET /v1/stream?after=<id>\` (64 being set up at a"
+	echo "  time; each counts once its \`retry:\` preamble has arrived), one reader"
+	echo "  goroutine each in the benchmark process. RSS per subscriber is hookgate's"
+	echo "  VmRSS with all of them minus VmRSS before, divided by 10,000; per GiB is"
+	echo "  (1 GiB − the empty process's RSS) at that rate. Then one event is posted"
+	echo "  at a time, 5 times, each once hookgate's CPU time has stopped moving, and"
+	echo "  the fan-out time is from its 2xx to the last subscriber's arrival. Every"
+	echo "  subscriber must get each event exactly once and nothing else. The feeds'"
+	echo "  15 s heartbeat ticks from each connection's start, so it does not fire while"
+	echo "  measuring unless the set-up took that long; the heartbeats the subscribers"
+	echo "  received are counted and shown. RLIMIT_NOFILE (soft and hard) must allow"
+	echo "  10,512 descriptors; the benchmark sets it explicitly so that the gateway it"
+	echo "  starts inherits it."
+	echo "- **Stuck subscriber** (\`BenchmarkPushStuckSubscriber\`): the push latency"
+	echo "  set-up with ~4 KiB events, in three 5 s phases at 1,000/s: clean; with one"
+	echo "  SSE feed and one 2025 MCP GET stream that read their response headers and"
+	echo "  then nothing (SO_RCVBUF 4 KiB), connected just before; and, after hookgate"
+	echo "  has cut both (the server's end of the connection leaves ESTABLISHED in"
+	echo "  \`/proc/net/tcp\`) and the MCP session is deleted, clean again. Small events"
+	echo "  would fit in the kernel's socket buffers (up to 4 MiB) for the whole phase,"
+	echo "  so hookgate would never have to cut anyone. \"Unchanged within noise\" is"
+	echo "  judged as: the stuck phase's p99 is at most 1.5 × the larger of the two"
+	echo "  clean phases' p99. RssAnon is hookgate's heap and stacks; the rest of"
+	echo "  VmRSS is the bbolt file mapping, which grows with the store."
 	echo
 	echo "## Raw output"
 	echo

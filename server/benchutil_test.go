@@ -154,6 +154,7 @@ type loadGen struct {
 	url    string
 	secret string
 	prefix string // makes ids unique across generators and runs
+	pad    string // when set, every body carries it as "pad" (the push benchmarks' larger events)
 	seq    atomic.Uint64
 }
 
@@ -178,16 +179,31 @@ func newLoadGen(tb testing.TB, url, secret string, conns int) *loadGen {
 	}
 }
 
-// send posts one new webhook and reports an error unless it got a 200.
-func (g *loadGen) send(ctx context.Context) error {
+// request builds the next signed webhook POST. send and the push
+// benchmarks' post (bench_push_test.go) both use it, so every benchmark
+// sends bodies of the same shape.
+func (g *loadGen) request(ctx context.Context) (*http.Request, error) {
 	n := g.seq.Add(1)
-	body := fmt.Appendf(nil, `{"id":"%s-%d","type":"bench.created","amount":%d,"currency":"usd"}`, g.prefix, n, n%10000)
+	body := fmt.Appendf(nil, `{"id":"%s-%d","type":"bench.created","amount":%d,"currency":"usd"`, g.prefix, n, n%10000)
+	if g.pad != "" {
+		body = fmt.Appendf(body, `,"pad":%q`, g.pad)
+	}
+	body = append(body, '}')
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.url, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Webhook-Signature", signGeneric(g.secret, body))
+	return req, nil
+}
+
+// send posts one new webhook and reports an error unless it got a 200.
+func (g *loadGen) send(ctx context.Context) error {
+	req, err := g.request(ctx)
+	if err != nil {
+		return err
+	}
 	resp, err := g.client.Do(req)
 	if err != nil {
 		return err

@@ -81,11 +81,11 @@ func (f *Follower) Run(ctx context.Context, deliver func(store.Event) error) err
 	}
 }
 
-// Since returns a cursor that starts just before t: every event committed at
-// or after t is after it. IDs take their milliseconds from the commit clock,
-// so a subscriber that starts "from now" uses Since(now) and misses nothing
-// committed once it has started (at worst it also sees one millisecond from
-// before).
+// Since returns a cursor that starts at t's millisecond: every event
+// committed at or after t is after it. IDs take their milliseconds from the
+// commit clock, so a subscriber that starts "from now" uses Since(now) and
+// misses nothing committed once it has started; at worst it also sees
+// events committed earlier within that same millisecond.
 func Since(t time.Time) store.ID {
 	ms := t.UnixMilli()
 	if ms <= 0 {
