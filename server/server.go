@@ -47,7 +47,8 @@ type Server struct {
 	inbox     *bridge.Inbox
 	mcp       *compat.Handler
 	servers   *subscribe.Servers
-	endFeeds  chan struct{} // closed on Shutdown: SSE and WebSocket feeds end
+	feeds     context.Context // ends on Shutdown: SSE and WebSocket feeds end
+	endFeeds  context.CancelFunc
 	http      *http.Server
 	listener  net.Listener
 	publicURL string
@@ -88,7 +89,8 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 		_ = st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	s := &Server{cfg: cfg, logger: logger, store: st, listener: ln, served: make(chan error, 1), endFeeds: make(chan struct{})}
+	s := &Server{cfg: cfg, logger: logger, store: st, listener: ln, served: make(chan error, 1)}
+	s.feeds, s.endFeeds = context.WithCancel(context.Background())
 	s.publicURL = cfg.PublicURL
 	if s.publicURL == "" {
 		s.publicURL = localURL(ln.Addr())
@@ -171,7 +173,7 @@ func (s *Server) Store() store.Store { return s.store }
 // Shutdown stops accepting requests, ends MCP sessions, lets in-flight
 // requests (ingress above all) finish until ctx ends, then closes the store.
 func (s *Server) Shutdown(ctx context.Context) error {
-	close(s.endFeeds)
+	s.endFeeds()
 	listenErr := s.mcp.Shutdown(ctx)
 	s.servers.Each(compat.CloseSessions)
 	httpErr := s.http.Shutdown(ctx)
@@ -205,7 +207,7 @@ func (s *Server) routes() http.Handler {
 		Principal: principalOf,
 		Labels:    s.inbox.CheckLabel,
 		Acker:     s.inbox,
-		Done:      s.endFeeds,
+		Stopping:  s.feeds,
 		Logger:    s.logger,
 	}
 	mux.Handle("GET /v1/stream", authed(subscribe.NewSSEHandler(feeds)))

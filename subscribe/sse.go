@@ -45,11 +45,11 @@ type FeedOptions struct {
 	// Now is the clock a feed without a cursor starts from; nil means
 	// time.Now. It must agree with the store's clock, which dates the IDs.
 	Now func() time.Time
-	// Done, when closed, ends every feed, so a graceful shutdown is not
-	// held up by streams that never go idle (http.Server.Shutdown waits
-	// for them and does not track WebSockets at all). Close it from
-	// http.Server.RegisterOnShutdown. Clients resume from their cursor.
-	Done <-chan struct{}
+	// Stopping, when it ends, ends every feed, so a graceful shutdown is
+	// not held up by streams that never go idle (http.Server.Shutdown
+	// waits for them and does not track WebSockets at all). Clients resume
+	// from their cursor. Nil never ends.
+	Stopping context.Context
 	// Logger receives a debug line when a feed ends and a warning when the
 	// log cannot be read; nil discards.
 	Logger *slog.Logger
@@ -118,28 +118,20 @@ func (o FeedOptions) parseFeedRequest(w http.ResponseWriter, r *http.Request, la
 
 // feedContext returns a context that ends with the request or when the
 // server shuts down.
+// It registers a callback rather than starting a goroutine: with thousands
+// of idle feeds, a goroutine each is a measurable share of their memory.
 func (o FeedOptions) feedContext(parent context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(parent)
-	if o.Done != nil {
-		go func() {
-			select {
-			case <-o.Done:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
+	if o.Stopping == nil {
+		return ctx, cancel
 	}
-	return ctx, cancel
+	stop := context.AfterFunc(o.Stopping, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
-// shuttingDown reports whether Done is closed.
+// shuttingDown reports whether Stopping has ended.
 func (o FeedOptions) shuttingDown() bool {
-	select {
-	case <-o.Done:
-		return true
-	default:
-		return false
-	}
+	return o.Stopping != nil && o.Stopping.Err() != nil
 }
 
 func writeJSONError(w http.ResponseWriter, status int, msg string) {

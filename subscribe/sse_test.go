@@ -51,7 +51,8 @@ type feedEnv struct {
 	clock    *testClock
 	srv      *httptest.Server
 	handlers *tracker
-	done     chan struct{} // FeedOptions.Done
+	stopping context.Context // FeedOptions.Stopping
+	stop     context.CancelFunc
 }
 
 func newFeedEnv(t *testing.T, tweak func(*subscribe.FeedOptions)) *feedEnv {
@@ -62,7 +63,9 @@ func newFeedEnv(t *testing.T, tweak func(*subscribe.FeedOptions)) *feedEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &feedEnv{store: st, clock: clock, handlers: newTracker(), done: make(chan struct{})}
+	e := &feedEnv{store: st, clock: clock, handlers: newTracker()}
+	e.stopping, e.stop = context.WithCancel(context.Background())
+	t.Cleanup(e.stop)
 	e.inbox = bridge.New(st, bridge.Options{Now: clock.now})
 	opts := subscribe.FeedOptions{
 		Log:       st,
@@ -72,9 +75,9 @@ func newFeedEnv(t *testing.T, tweak func(*subscribe.FeedOptions)) *feedEnv {
 			_, err := st.RegistrationByLabel(ctx, principal, label)
 			return err
 		},
-		Acker: e.inbox,
-		Now:   clock.now,
-		Done:  e.done,
+		Acker:    e.inbox,
+		Now:      clock.now,
+		Stopping: e.stopping,
 	}
 	if tweak != nil {
 		tweak(&opts)
@@ -546,7 +549,7 @@ func TestSSEEndsOnDone(t *testing.T) {
 	e := newFeedEnv(t, nil)
 	r := openSSE(t, e, "alice", "", http.Header{nameHeader: {"s"}})
 	r.next(t)
-	close(e.done)
+	e.stop()
 	e.handlers.waitEnded(t, "s", wait)
 	select {
 	case _, ok := <-r.blocks:

@@ -23,7 +23,7 @@ type Acker interface {
 // after= resumes after an event ID (absent: from now); label= filters. The
 // client may send {"ack":"<id>"} or {"ack":["<id>",...]}; each is answered
 // with {"acked":<as sent>,"count":n}, or {"error":"...","ack":<as sent>}.
-// Close the channel of FeedOptions.Done on shutdown: http.Server does not
+// End FeedOptions.Stopping on shutdown: http.Server does not
 // track WebSockets, so nothing else would end them.
 func NewWebSocketHandler(opts FeedOptions) http.Handler {
 	return &wsHandler{opts: opts.withDefaults()}

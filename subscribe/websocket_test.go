@@ -195,7 +195,7 @@ func TestWebSocketClosesGoingAwayOnDone(t *testing.T) {
 	e.clock.advance(1)
 	ids := e.appendEvents(t, reg, 1, "")
 	expectIDs(t, readEventIDs(t, c, 1), ids)
-	close(e.done)
+	e.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	_, _, err := c.Read(ctx)
