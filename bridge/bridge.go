@@ -33,6 +33,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Wakeups is notified after every append; default a private one.
 	Wakeups *Wakeups
+	// Observer is told of every webhook, lease, ack and nack; default none.
+	Observer Observer
 }
 
 // DefaultMaxBody is the default webhook body limit.
@@ -42,8 +44,9 @@ const DefaultMaxBody = 1 << 20
 type Inbox struct {
 	store  store.Store
 	opts   Options
-	wake   *Wakeups
-	logger *slog.Logger
+	wake     *Wakeups
+	logger   *slog.Logger
+	observer Observer
 }
 
 // New returns an Inbox on s.
@@ -66,8 +69,11 @@ func New(s store.Store, opts Options) *Inbox {
 	if opts.Wakeups == nil {
 		opts.Wakeups = NewWakeups()
 	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
 	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
-	return &Inbox{store: s, opts: opts, wake: opts.Wakeups, logger: opts.Logger}
+	return &Inbox{store: s, opts: opts, wake: opts.Wakeups, logger: opts.Logger, observer: opts.Observer}
 }
 
 // Store returns the log the inbox writes to.

@@ -38,69 +38,86 @@ const retryAfterSeconds = 5
 // handshake of Meta-style providers). A 2xx is sent only once the event is
 // durable; anything else stores nothing.
 func (in *Inbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	outcome, provider := in.serveHook(w, r)
-	in.logger.LogAttrs(r.Context(), levelFor(outcome), "webhook",
-		slog.String("outcome", string(outcome)),
-		slog.String("provider", provider),
-		slog.String("registration", r.PathValue("id")))
+	start := in.opts.Now()
+	rep := WebhookReport{}
+	rep.Outcome = in.serveHook(w, r, &rep)
+	rep.Duration = in.opts.Now().Sub(start)
+	in.observer.Webhook(rep)
+	attrs := []slog.Attr{
+		slog.String("outcome", string(rep.Outcome)),
+		slog.String("provider", rep.Provider),
+		slog.String("principal", rep.Principal),
+		slog.String("label", rep.Label),
+		slog.Duration("took", rep.Duration),
+	}
+	if !rep.EventID.IsZero() {
+		attrs = append(attrs, slog.String("event", rep.EventID.String()))
+	}
+	in.logger.LogAttrs(r.Context(), levelFor(rep.Outcome), "webhook", attrs...)
 }
 
-func (in *Inbox) serveHook(w http.ResponseWriter, r *http.Request) (Outcome, string) {
+// serveHook answers one ingress request and fills in what rep can know.
+func (in *Inbox) serveHook(w http.ResponseWriter, r *http.Request, rep *WebhookReport) Outcome {
 	reg, err := in.store.Registration(r.Context(), r.PathValue("id"))
+	if err == nil {
+		rep.Provider, rep.Principal, rep.Label = reg.Provider, reg.Principal, reg.Label
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no such webhook")
-		return OutcomeUnknown, ""
+		return OutcomeUnknown
 	case err != nil:
 		in.logger.Warn("webhook: look up registration", "err", err)
 		writeUnavailable(w)
-		return OutcomeStoreError, ""
+		return OutcomeStoreError
 	case reg.Deleted:
 		writeError(w, http.StatusGone, "webhook deleted")
-		return OutcomeGone, reg.Provider
+		return OutcomeGone
 	}
 	switch r.Method {
 	case http.MethodPost:
 	case http.MethodGet:
-		return in.serveChallenge(w, r, reg), reg.Provider
+		return in.serveChallenge(w, r, reg)
 	default:
 		w.Header().Set("Allow", "GET, POST")
 		writeError(w, http.StatusMethodNotAllowed, "use POST")
-		return OutcomeBadRequest, reg.Provider
+		return OutcomeBadRequest
 	}
 
 	if r.ContentLength > in.opts.MaxBody {
 		writeError(w, http.StatusRequestEntityTooLarge, "body over "+strconv.FormatInt(in.opts.MaxBody, 10)+" bytes")
-		return OutcomeTooLarge, reg.Provider
+		return OutcomeTooLarge
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, in.opts.MaxBody))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			writeError(w, http.StatusRequestEntityTooLarge, "body over "+strconv.FormatInt(in.opts.MaxBody, 10)+" bytes")
-			return OutcomeTooLarge, reg.Provider
+			return OutcomeTooLarge
 		}
 		writeError(w, http.StatusBadRequest, "read body: "+err.Error())
-		return OutcomeBadRequest, reg.Provider
+		return OutcomeBadRequest
 	}
 
 	now := in.opts.Now()
+	rep.ReceivedAt = now
 	result, err := verify.Options{Tolerance: in.opts.Tolerance}.Verify(reg.Provider, reg.Secrets, in.HookURL(reg.ID)+queryOf(r), r.Header, body, now)
 	if err != nil {
 		if errors.Is(err, verify.ErrStale) {
 			writeError(w, http.StatusUnauthorized, "timestamp outside tolerance")
-			return OutcomeStale, reg.Provider
+			return OutcomeStale
 		}
 		writeError(w, http.StatusUnauthorized, "signature verification failed")
-		return OutcomeBadSignature, reg.Provider
+		return OutcomeBadSignature
 	}
+	rep.EventTime = result.Timestamp
 	if reg.Provider == "slack" && result.EventType == "url_verification" {
-		return in.answerSlackChallenge(w, body), reg.Provider
+		return in.answerSlackChallenge(w, body)
 	}
 
 	payload, err := payloadJSON(r.Header.Get("Content-Type"), body)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "encode payload: "+err.Error())
-		return OutcomeBadRequest, reg.Provider
+		return OutcomeBadRequest
 	}
 	appended, err := in.store.Append(r.Context(), store.NewEvent{
 		Principal:       reg.Principal,
@@ -116,8 +133,9 @@ func (in *Inbox) serveHook(w http.ResponseWriter, r *http.Request) (Outcome, str
 	if err != nil {
 		in.logger.Warn("webhook: append event", "registration", reg.ID, "err", err)
 		writeUnavailable(w)
-		return OutcomeStoreError, reg.Provider
+		return OutcomeStoreError
 	}
+	rep.EventID = appended.ID
 	if !appended.Duplicate {
 		in.wake.Notify(reg.Principal)
 	}
@@ -126,9 +144,9 @@ func (in *Inbox) serveHook(w http.ResponseWriter, r *http.Request) (Outcome, str
 		Duplicate bool     `json:"duplicate"`
 	}{appended.ID, appended.Duplicate})
 	if appended.Duplicate {
-		return OutcomeDuplicate, reg.Provider
+		return OutcomeDuplicate
 	}
-	return OutcomeAccepted, reg.Provider
+	return OutcomeAccepted
 }
 
 // serveChallenge answers the subscription handshake of Meta-style providers:

@@ -34,7 +34,11 @@ func (in *Inbox) Lease(ctx context.Context, principal, label string, limit int, 
 		if err != nil {
 			return store.LeaseResult{}, fmt.Errorf("lease events: %w", err)
 		}
-		if len(res.Events) > 0 || wait <= 0 {
+		if len(res.Events) > 0 {
+			in.observer.Leased(principal, res.Events, in.opts.Now().Add(in.opts.Lease))
+			return res, nil
+		}
+		if wait <= 0 {
 			return res, nil
 		}
 		select {
@@ -66,6 +70,7 @@ func (in *Inbox) Ack(ctx context.Context, principal string, ids []string) (int, 
 	if err != nil {
 		return 0, fmt.Errorf("ack events: %w", err)
 	}
+	in.observer.Acked(principal, parsed, n)
 	return n, nil
 }
 
@@ -80,6 +85,7 @@ func (in *Inbox) Nack(ctx context.Context, principal, idText string, delay time.
 	if err != nil {
 		return false, fmt.Errorf("nack event %s: %w", idText, err)
 	}
+	in.observer.Nacked(principal, id, dead)
 	return dead, nil
 }
 

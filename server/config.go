@@ -28,6 +28,8 @@ type Config struct {
 	ShutdownTimeout time.Duration // how long in-flight requests get on SIGTERM
 	CompactEvery    time.Duration // how often expired events are deleted
 	SessionIdle     time.Duration // legacy MCP sessions with no GET stream and no request this long are closed
+	Metrics         bool          // export Prometheus metrics
+	MetricsAddr     string        // serve /metrics on this separate listener instead of the main one
 }
 
 // DefaultConfig returns the configuration of a bare `hookgate serve`.
@@ -43,6 +45,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout: 30 * time.Second,
 		CompactEvery:    10 * time.Minute,
 		SessionIdle:     time.Hour,
+		Metrics:         true,
 	}
 }
 
@@ -86,6 +89,8 @@ func ServeFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "time in-flight requests get to finish on SIGTERM")
 	fs.DurationVar(&c.CompactEvery, "compact-every", c.CompactEvery, "how often events past their retention are deleted")
+	fs.BoolVar(&c.Metrics, "metrics", c.Metrics, "export Prometheus metrics at /metrics (--metrics=false turns them off)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics on this address instead of --addr, to keep it private")
 	fs.DurationVar(&c.SessionIdle, "session-idle", c.SessionIdle, "close a legacy MCP session that holds no stream and sends nothing for this long")
 }
 

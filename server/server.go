@@ -18,11 +18,15 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/hookgate/hookgate/bridge"
 	"github.com/hookgate/hookgate/bridge/store"
 	"github.com/hookgate/hookgate/bridge/store/bolt"
 	"github.com/hookgate/hookgate/compat"
+	"github.com/hookgate/hookgate/server/observe"
 	"github.com/hookgate/hookgate/subscribe"
 )
 
@@ -41,20 +45,23 @@ const DevPrincipal = "dev"
 // Server is a running hookgate: one listener serving ingress, /mcp and the
 // health routes over one store.
 type Server struct {
-	cfg       Config
-	logger    *slog.Logger
-	store     store.Store
-	inbox     *bridge.Inbox
-	mcp       *compat.Handler
-	servers   *subscribe.Servers
-	feeds     context.Context // ends on Shutdown: SSE and WebSocket feeds end
-	endFeeds  context.CancelFunc
-	http      *http.Server
-	listener  net.Listener
-	publicURL string
-	served    chan error
-	stopBG    context.CancelFunc
-	bg        sync.WaitGroup // background loops
+	cfg         Config
+	logger      *slog.Logger
+	store       store.Store
+	inbox       *bridge.Inbox
+	mcp         *compat.Handler
+	servers     *subscribe.Servers
+	observer    *observe.Observer
+	metrics     *prometheus.Registry
+	metricsHTTP *http.Server    // only with --metrics-addr
+	feeds       context.Context // ends on Shutdown: SSE and WebSocket feeds end
+	endFeeds    context.CancelFunc
+	http        *http.Server
+	listener    net.Listener
+	publicURL   string
+	served      chan error
+	stopBG      context.CancelFunc
+	bg          sync.WaitGroup // background loops
 }
 
 // OpenStore opens the store the configuration names, and reports whether it
@@ -89,7 +96,18 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 		_ = st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	s := &Server{cfg: cfg, logger: logger, store: st, listener: ln, served: make(chan error, 1)}
+	s := &Server{cfg: cfg, logger: logger, listener: ln, served: make(chan error, 1)}
+	s.metrics = prometheus.NewRegistry()
+	var registerer prometheus.Registerer
+	if cfg.Metrics {
+		registerer = s.metrics
+		s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	s.observer = observe.New(observe.Options{Store: st, Registerer: registerer})
+	if cfg.Metrics {
+		st = s.observer.InstrumentStore(st)
+	}
+	s.store = st
 	s.feeds, s.endFeeds = context.WithCancel(context.Background())
 	s.publicURL = cfg.PublicURL
 	if s.publicURL == "" {
@@ -106,6 +124,7 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 		MaxBody:   cfg.MaxBody,
 		Tolerance: cfg.Tolerance,
 		Logger:    logger,
+		Observer:  s.observer,
 	})
 	s.servers = subscribe.NewServers(subscribe.ServersOptions{
 		Implementation: &mcp.Implementation{Name: "hookgate", Version: Version},
@@ -115,6 +134,7 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 		Logger:         logger,
 		Configure: func(_ string, m *mcp.Server) {
 			compat.AddTools(m, s.inbox)
+			s.observer.AddTool(m)
 			m.AddReceivingMiddleware(s.mcp.EndListensOnShutdown)
 		},
 	})
@@ -130,6 +150,19 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	if cfg.Metrics && cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			_ = ln.Close()
+			_ = st.Close()
+			return nil, fmt.Errorf("listen on --metrics-addr %s: %w", cfg.MetricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", s.metricsHandler())
+		s.metricsHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = s.metricsHTTP.Serve(mln) }()
+		logger.Info("serving metrics", "addr", mln.Addr().String())
 	}
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopBG = stopBG
@@ -177,6 +210,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	listenErr := s.mcp.Shutdown(ctx)
 	s.servers.Each(compat.CloseSessions)
 	httpErr := s.http.Shutdown(ctx)
+	if s.metricsHTTP != nil {
+		_ = s.metricsHTTP.Shutdown(ctx)
+	}
 	if httpErr != nil {
 		httpErr = fmt.Errorf("stop http server: %w", httpErr)
 		_ = s.http.Close()
@@ -212,6 +248,10 @@ func (s *Server) routes() http.Handler {
 	}
 	mux.Handle("GET /v1/stream", authed(subscribe.NewSSEHandler(feeds)))
 	mux.Handle("GET /v1/ws", authed(subscribe.NewWebSocketHandler(feeds)))
+	mux.Handle("GET /v1/stats", authed(s.observer.StatsHandler(principalOf)))
+	if s.cfg.Metrics && s.cfg.MetricsAddr == "" {
+		mux.Handle("GET /metrics", s.metricsHandler())
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
@@ -223,6 +263,11 @@ func (s *Server) routes() http.Handler {
 		_, _ = io.WriteString(w, "ready\n")
 	})
 	return mux
+}
+
+// metricsHandler serves the Prometheus exposition of the server's registry.
+func (s *Server) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)})
 }
 
 // compactLoop deletes events past their retention until ctx ends.

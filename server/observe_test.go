@@ -1,0 +1,146 @@
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestFourNumbersAfterAScriptedRun: 100 accepted, 5 bad signatures, 3
+// duplicates, 90 acked, 5 nacked, 5 left to expire — /metrics, get_stats and
+// /v1/stats all show exactly that, with the drop rate and success rate
+// those counts imply.
+func TestFourNumbersAfterAScriptedRun(t *testing.T) {
+	g := startGateway(t, t.TempDir(), "--lease", "1s")
+	cs := connect(t, g.url, g.token, "")
+	reg := mustTool(t, cs, "register_webhook", map[string]any{"label": "obs"}).Structured
+	url, secret := reg["url"].(string), reg["secret"].(string)
+
+	send := func(i int, key string) int {
+		body := fmt.Appendf(nil, `{"id":"obs-%d","type":"t"}`, i)
+		status, _ := post(t, url, http.Header{"X-Webhook-Signature": {signGeneric(key, body)}}, body)
+		return status
+	}
+	for i := range 100 {
+		if s := send(i, secret); s != 200 {
+			t.Fatalf("POST %d: %d", i, s)
+		}
+	}
+	for i := range 5 {
+		if s := send(1000+i, "wrong"); s != 401 {
+			t.Fatalf("bad signature: %d", s)
+		}
+	}
+	for i := range 3 {
+		send(i, secret) // duplicates
+	}
+
+	var events []testEvent
+	if err := json.Unmarshal([]byte(mustTool(t, cs, "poll_events", map[string]any{"limit": 100}).Text), &events); err != nil || len(events) != 100 {
+		t.Fatalf("poll: %v, %d events", err, len(events))
+	}
+	var ackIDs []string
+	for _, e := range events[:90] {
+		ackIDs = append(ackIDs, e.ID)
+	}
+	mustTool(t, cs, "ack_event", map[string]any{"event_ids": ackIDs})
+	for _, e := range events[90:95] {
+		mustTool(t, cs, "nack_event", map[string]any{"event_id": e.ID, "retry_after_seconds": 3600})
+	}
+	// events[95:] are left to expire after their 1 s lease.
+
+	type stats struct {
+		Label             string   `json:"label"`
+		Accepted          int      `json:"accepted"`
+		Duplicates        int      `json:"duplicates"`
+		BadSignatures     int      `json:"badSignatures"`
+		Acked             int      `json:"acked"`
+		Nacked            int      `json:"nacked"`
+		LeaseExpired      int      `json:"leaseExpired"`
+		DeadLettered      int      `json:"deadLettered"`
+		Pending           int      `json:"pending"`
+		DropRate          *float64 `json:"dropRate"`
+		ActionSuccessRate *float64 `json:"actionSuccessRate"`
+		ProcessingLatency *struct {
+			Count int `json:"count"`
+		} `json:"processingLatency"`
+	}
+	var got stats
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var res struct {
+			Webhooks []stats `json:"webhooks"`
+		}
+		if err := json.Unmarshal([]byte(mustTool(t, cs, "get_stats", nil).Text), &res); err != nil || len(res.Webhooks) != 1 {
+			t.Fatalf("get_stats: %v %+v", err, res)
+		}
+		got = res.Webhooks[0]
+		if got.LeaseExpired == 5 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // polling against a deadline: the leases run out on their own
+	}
+	if got.Label != "obs" || got.Accepted != 100 || got.Duplicates != 3 || got.BadSignatures != 5 ||
+		got.Acked != 90 || got.Nacked != 5 || got.LeaseExpired != 5 || got.DeadLettered != 0 || got.Pending != 10 {
+		t.Fatalf("get_stats = %+v", got)
+	}
+	if got.DropRate == nil || *got.DropRate != 0.05 || got.ActionSuccessRate == nil || *got.ActionSuccessRate != 0.9 {
+		t.Fatalf("rates: drop %v success %v, want 0.05 and 0.9", deref(got.DropRate), deref(got.ActionSuccessRate))
+	}
+	if got.ProcessingLatency == nil || got.ProcessingLatency.Count != 90 {
+		t.Fatalf("processing latency %+v, want 90 samples", got.ProcessingLatency)
+	}
+
+	// /v1/stats says the same.
+	req, _ := http.NewRequest(http.MethodGet, g.url+"/v1/stats?label=obs", nil)
+	req.Header.Set("Authorization", "Bearer "+g.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var viaHTTP struct {
+		Webhooks []stats `json:"webhooks"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&viaHTTP)
+	resp.Body.Close()
+	if len(viaHTTP.Webhooks) != 1 || viaHTTP.Webhooks[0].Acked != 90 || viaHTTP.Webhooks[0].LeaseExpired != 5 {
+		t.Fatalf("/v1/stats = %+v", viaHTTP)
+	}
+
+	// /metrics, unauthenticated as Prometheus expects.
+	resp, err = http.Get(g.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(raw)
+	for _, want := range []string{
+		`hookgate_ingress_requests_total{outcome="accepted",provider="generic"} 100`,
+		`hookgate_ingress_requests_total{outcome="bad_signature",provider="generic"} 5`,
+		`hookgate_ingress_requests_total{outcome="duplicate",provider="generic"} 3`,
+		`hookgate_events_acked_total{principal="dev",webhook="obs"} 90`,
+		`hookgate_events_nacked_total{principal="dev",webhook="obs"} 5`,
+		`hookgate_leases_expired_total{principal="dev",webhook="obs"} 5`,
+		`hookgate_processing_latency_seconds_count{principal="dev",webhook="obs"} 90`,
+		`hookgate_store_operation_seconds_count{op="append",result="ok"}`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(text, "obs-1") || strings.Contains(text, secret) {
+		t.Error("/metrics leaks an event ID or a secret")
+	}
+}
+
+func deref(f *float64) any {
+	if f == nil {
+		return nil
+	}
+	return *f
+}
