@@ -146,7 +146,7 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 		DisableLocalhostProtection: !isLoopbackURL(s.publicURL),
 	})
 	s.http = &http.Server{
-		Handler:           s.routes(),
+		Handler:           withRequestID(s.routes()),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),

@@ -163,7 +163,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(server.RequestIDHandler(slog.NewJSONHandler(w, opts))), nil
 	}
-	return slog.New(slog.NewTextHandler(w, opts)), nil
+	return slog.New(server.RequestIDHandler(slog.NewTextHandler(w, opts))), nil
 }
