@@ -19,6 +19,7 @@ func TestFourNumbersAfterAScriptedRun(t *testing.T) {
 	cs := connect(t, g.url, g.token, "")
 	reg := mustTool(t, cs, "register_webhook", map[string]any{"label": "obs"}).Structured
 	url, secret := reg["url"].(string), reg["secret"].(string)
+	pushed := subscriber(t, g.url, g.token, "2025-11-25", reg["resourceUri"].(string))
 
 	send := func(i int, key string) int {
 		body := fmt.Appendf(nil, `{"id":"obs-%d","type":"t"}`, i)
@@ -111,6 +112,7 @@ func TestFourNumbersAfterAScriptedRun(t *testing.T) {
 		t.Fatalf("/v1/stats = %+v", viaHTTP)
 	}
 
+	pushed.waitFor(t, 100, 30*time.Second)
 	// /metrics, unauthenticated as Prometheus expects.
 	resp, err = http.Get(g.url + "/metrics")
 	if err != nil {
@@ -128,6 +130,8 @@ func TestFourNumbersAfterAScriptedRun(t *testing.T) {
 		`hookgate_leases_expired_total{principal="dev",webhook="obs"} 5`,
 		`hookgate_processing_latency_seconds_count{principal="dev",webhook="obs"} 90`,
 		`hookgate_store_operation_seconds_count{op="append",result="ok"}`,
+		`hookgate_subscribers{era="2025-11-25",path="mcp"} 1`,
+		`hookgate_push_notifications_total{path="mcp"} 100`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -132,6 +132,7 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 		Log:            st,
 		Wake:           s.inbox.Wakeups(),
 		Logger:         logger,
+		Metrics:        s.observer,
 		Configure: func(_ string, m *mcp.Server) {
 			compat.AddTools(m, s.inbox)
 			s.observer.AddTool(m)
@@ -236,7 +237,7 @@ func (s *Server) routes() http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/hooks/{id}", s.inbox)
-	mux.Handle("/mcp", authed(subscribe.GuardStreams(s.mcp, subscribe.GuardOptions{})))
+	mux.Handle("/mcp", authed(subscribe.GuardStreams(s.mcp, subscribe.GuardOptions{Metrics: s.observer})))
 	feeds := subscribe.FeedOptions{
 		Log:       s.store,
 		Wake:      s.inbox.Wakeups(),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +29,8 @@ type GuardOptions struct {
 	Heartbeat    time.Duration
 	WriteTimeout time.Duration
 	Buffer       int // bytes a stream may queue before it is cut
+	// Metrics is told of every stream cut (path "mcp"); nil means none.
+	Metrics Metrics
 }
 
 // GuardStreams wraps the SDK's MCP handler so that a Server-Sent Events
@@ -51,6 +54,7 @@ func GuardStreams(h http.Handler, opts GuardOptions) http.Handler {
 	if opts.Buffer <= 0 {
 		opts.Buffer = DefaultStreamBuffer
 	}
+	opts.Metrics = metricsOrNop(opts.Metrics)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
@@ -115,6 +119,7 @@ func (g *guardedWriter) Write(p []byte) (int, error) {
 	}
 	if len(g.queue)+len(p) > g.opts.Buffer {
 		g.broken = errStreamBehind
+		g.opts.Metrics.Cut("mcp")
 		g.cut()
 		return 0, g.broken
 	}
@@ -174,6 +179,11 @@ func (g *guardedWriter) pump() {
 				g.mu.Lock()
 				g.broken = err
 				g.mu.Unlock()
+				// A reader that left is not a cut; one that stopped
+				// reading until the deadline is.
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					g.opts.Metrics.Cut("mcp")
+				}
 				g.cut()
 				return
 			}

@@ -35,12 +35,13 @@ type subscriptions struct {
 
 	mu        sync.Mutex
 	bySession map[*mcp.ServerSession]map[string]bool
+	eras      map[*mcp.ServerSession]string // negotiated protocol version, for metrics
 	count     int
 	stop      context.CancelFunc // the running notifier's, nil when none runs
 }
 
 func newSubscriptions(ps *principalServer) *subscriptions {
-	return &subscriptions{ps: ps, bySession: make(map[*mcp.ServerSession]map[string]bool)}
+	return &subscriptions{ps: ps, bySession: make(map[*mcp.ServerSession]map[string]bool), eras: make(map[*mcp.ServerSession]string)}
 }
 
 // subscribe is the server's SubscribeHandler for both eras (2025
@@ -70,6 +71,7 @@ func (s *subscriptions) subscribe(ctx context.Context, req *mcp.SubscribeRequest
 	if !known {
 		uris = make(map[string]bool)
 		s.bySession[req.Session] = uris
+		s.eras[req.Session] = req.ProtocolVersion()
 		// The SDK forgets a legacy session's subscriptions without calling
 		// the UnsubscribeHandler when the session ends; this is our cleanup.
 		go func(ss *mcp.ServerSession) {
@@ -80,6 +82,7 @@ func (s *subscriptions) subscribe(ctx context.Context, req *mcp.SubscribeRequest
 	if !uris[uri] {
 		uris[uri] = true
 		s.count++
+		s.ps.opts.Metrics.Subscribed("mcp", s.eras[req.Session], 1)
 		s.ensureNotifier()
 	}
 	return nil
@@ -93,6 +96,7 @@ func (s *subscriptions) unsubscribe(_ context.Context, req *mcp.UnsubscribeReque
 	if uris := s.bySession[req.Session]; uris[req.Params.URI] {
 		delete(uris, req.Params.URI)
 		s.count--
+		s.ps.opts.Metrics.Subscribed("mcp", s.eras[req.Session], -1)
 		s.stopIfIdle()
 	}
 	return nil
@@ -101,8 +105,13 @@ func (s *subscriptions) unsubscribe(_ context.Context, req *mcp.UnsubscribeReque
 func (s *subscriptions) dropSession(ss *mcp.ServerSession) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.count -= len(s.bySession[ss])
+	n := len(s.bySession[ss])
+	s.count -= n
+	if n > 0 {
+		s.ps.opts.Metrics.Subscribed("mcp", s.eras[ss], -n)
+	}
 	delete(s.bySession, ss)
+	delete(s.eras, ss)
 	s.stopIfIdle()
 }
 
@@ -155,6 +164,7 @@ func (ps *principalServer) notify(ctx context.Context, after store.ID) {
 				// up from its cursor, so there is nothing to retry here.
 				_ = ps.server.ResourceUpdated(ctx, &mcp.ResourceUpdatedNotificationParams{URI: uri, Meta: meta})
 			}
+			ps.opts.Metrics.Pushed("mcp")
 			return nil
 		})
 		if ctx.Err() != nil {

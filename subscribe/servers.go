@@ -28,6 +28,8 @@ type ServersOptions struct {
 	Log            MCPStore
 	Wake           Waiter
 	Logger         *slog.Logger
+	// Metrics is told of subscriptions and notifications; nil means none.
+	Metrics Metrics
 	// Extensions are declared in every server's capabilities
 	// (capabilities.extensions), keyed by extension identifier.
 	Extensions map[string]any
@@ -52,6 +54,7 @@ func NewServers(opts ServersOptions) *Servers {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	opts.Metrics = metricsOrNop(opts.Metrics)
 	return &Servers{opts: opts, servers: make(map[string]*principalServer)}
 }
 

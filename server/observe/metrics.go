@@ -70,7 +70,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: []float64{.0001, .0005, .001, .002, .005, .01, .05, .1, .5, 1},
 		}, []string{"op", "result"}),
 		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hookgate_push_notifications_total", Help: "Events pushed to subscribers, by path.",
+			Name: "hookgate_push_notifications_total", Help: "Events pushed, by path: for mcp one per event per principal (the SDK fans it out to that principal's subscribed sessions), for sse and websocket one per event per stream.",
 		}, []string{"path"}),
 		cuts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookgate_push_cuts_total", Help: "Streams cut because their reader fell behind or stopped reading, by path.",
@@ -115,4 +115,21 @@ func (m *metrics) nacked(principal, label string, dead bool) {
 
 func (m *metrics) leaseExpired(principal, label string) {
 	m.expiries.WithLabelValues(principal, label).Inc()
+}
+
+// Subscribed implements subscribe.Metrics.
+func (o *Observer) Subscribed(path, era string, delta int) {
+	o.metrics.subscribers.WithLabelValues(path, era).Add(float64(delta))
+}
+
+// Pushed implements subscribe.Metrics.
+func (o *Observer) Pushed(path string) { o.metrics.pushes.WithLabelValues(path).Inc() }
+
+// Cut implements subscribe.Metrics.
+func (o *Observer) Cut(path string) { o.metrics.cuts.WithLabelValues(path).Inc() }
+
+// CallbackDelivered counts one MCP Events webhook-mode delivery attempt by
+// its result (e.g. "ok", "retry", "gone", "refused").
+func (o *Observer) CallbackDelivered(result string) {
+	o.metrics.callbackRuns.WithLabelValues(result).Inc()
 }
