@@ -80,6 +80,7 @@ push_noise() {
 
 ratio=$(metric BenchmarkIngest ratio_vs_bare)
 half_p99=$(metric BenchmarkIngestLatency half_p99_ms)
+metrics_cost=$(metric BenchmarkIngestMetricsCost metrics_on_vs_off)
 sse_p99=$(metric BenchmarkPushLatency sse_p99_ms)
 mcp2025_p99=$(metric BenchmarkPushLatency mcp2025_p99_ms)
 mcp2026_p99=$(metric BenchmarkPushLatency mcp2026_p99_ms)
@@ -133,6 +134,7 @@ mem_total=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 	echo "| ingest latency at max load (closed loop, $(num '%.0f' "$(metric BenchmarkIngestLatency max_events/s)") events/s), p50 / p99 | $(num '%.2f' "$(metric BenchmarkIngestLatency max_p50_ms)") / $(num '%.2f' "$(metric BenchmarkIngestLatency max_p99_ms)") ms | | |"
 	echo "| ingest latency at half that rate (open loop, 3 × 5 s at $(num '%.0f' "$(metric BenchmarkIngestLatency half_target_events/s)") events/s scheduled, $(num '%.0f' "$(metric BenchmarkIngestLatency half_events/s)") achieved), p50 / **p99** over all phases | $(num '%.2f' "$(metric BenchmarkIngestLatency half_p50_ms)") / **$(num '%.2f' "$half_p99")** ms | p99 < 10 ms | $(check "$half_p99" '<' 10) |"
 	echo "| p99 of the best / worst single paced phase; cores other processes took meanwhile | $(num '%.2f' "$(metric BenchmarkIngestLatency half_p99_min_ms)") / $(num '%.2f' "$(metric BenchmarkIngestLatency half_p99_max_ms)") ms; $(num '%.2f' "$(metric BenchmarkIngestLatency half_other_cores)") | | |"
+	echo "| ingest with metrics on / off (\`--metrics=false\`), alternating phases (lowest and highest single round) | **$(num '%.3f' "$metrics_cost")×** ($(num '%.3f' "$(metric BenchmarkIngestMetricsCost ratio_min)")–$(num '%.3f' "$(metric BenchmarkIngestMetricsCost ratio_max)")); $(num '%.0f' "$(metric BenchmarkIngestMetricsCost metrics_on_events/s)") vs $(num '%.0f' "$(metric BenchmarkIngestMetricsCost metrics_off_events/s)") events/s | ≥ 0.95× | $(check "$metrics_cost" '>=' 0.95) |"
 	echo "| lease+ack over MCP tools (poll_events limit 50 + one ack_event), 1 agent | $(num '%.0f' "$(metric BenchmarkToolsLeaseAck events/s)") events/s | | |"
 	echo "| the same, 4 agents at once | $(num '%.0f' "$(metric BenchmarkToolsLeaseAck 4agents_events/s)") events/s | | |"
 	echo "| one lease+ack round (1 agent), p50 / p99 | $(num '%.2f' "$(metric BenchmarkToolsLeaseAck round_p50_ms)") / $(num '%.2f' "$(metric BenchmarkToolsLeaseAck round_p99_ms)") ms | | |"
