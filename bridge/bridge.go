@@ -42,8 +42,8 @@ const DefaultMaxBody = 1 << 20
 
 // Inbox is the webhook side of hookgate over one store.
 type Inbox struct {
-	store  store.Store
-	opts   Options
+	store    store.Store
+	opts     Options
 	wake     *Wakeups
 	logger   *slog.Logger
 	observer Observer
