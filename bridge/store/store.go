@@ -161,6 +161,18 @@ type Store interface {
 	// reason. dead reports which happened. An acked event is left as it is.
 	Nack(ctx context.Context, principal string, id ID, delay time.Duration, reason string) (dead bool, err error)
 
+	// Requeue makes events pending again, so pollers lease them afresh: it
+	// is how an operator has work redone that was acked too early or gave
+	// up (hookgate replay --requeue). An acked or dead-lettered event goes
+	// back into its registration's queue as if new: its attempts and
+	// DeliveryCount restart from zero, so a dead letter gets the full
+	// MaxAttempts again, and it leaves the dead-letter list. An event that
+	// is still pending keeps its lease, and one whose registration was
+	// deleted stays out (its queue is gone). It returns how many events
+	// became pending, or ErrNotFound naming the first ID the principal does
+	// not have, requeueing none in that case.
+	Requeue(ctx context.Context, principal string, ids []ID) (int, error)
+
 	// Pending counts the principal's pending events (leased or not, neither
 	// acked nor dead-lettered), for one label or all when label is "".
 	Pending(ctx context.Context, principal, label string) (int, error)

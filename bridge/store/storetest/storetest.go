@@ -75,6 +75,7 @@ func Run(t *testing.T, h Harness) {
 		{"Lease", leaseTests()},
 		{"Ack", ackTests()},
 		{"Nack", nackTests()},
+		{"Requeue", requeueTests()},
 		{"Registrations", registrationTests()},
 		{"Tokens", tokenTests()},
 		{"Subscriptions", subscriptionTests()},
