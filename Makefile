@@ -5,6 +5,9 @@ ADDR    ?= 127.0.0.1:8080
 DATA    ?= ./hookgate-data
 # How long each fuzz target runs inside `make test`; run `make fuzz FUZZTIME=5m` for longer.
 FUZZTIME ?= 3s
+# The dashboard's browser test: Debian's Chromium, driven by playwright-core from npm.
+CHROMIUM     := /usr/bin/chromium
+BROWSER_TEST := server/testdata/browser
 
 .PHONY: build run test deps check fuzz bench clean
 
@@ -15,9 +18,13 @@ build:
 run: build
 	./$(BIN) serve --addr $(ADDR) --data $(DATA) --dev-token
 
-## deps: install what the tests need on a fresh Debian machine.
+## deps: install what the tests need on a fresh Debian machine, each only when missing:
+## Go modules; redis-server (the Redis backend's tests start their own servers on free
+## ports); Debian's chromium and playwright-core (npm ci in $(BROWSER_TEST)) for the
+## dashboard's browser test, which skips, saying so, when chromium cannot be installed.
 deps:
 	$(GO) mod download
+	./scripts/deps.sh $(CHROMIUM) $(BROWSER_TEST)
 
 ## check: formatting and vet.
 check:

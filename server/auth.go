@@ -14,6 +14,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 
 	"github.com/hookgate/hookgate/bridge/store"
+	"github.com/hookgate/hookgate/subscribe"
 )
 
 // LocalPrincipal is the one principal of a --no-auth server.
@@ -45,6 +46,8 @@ func CreateToken(ctx context.Context, s store.Store, principal string, now time.
 
 // requireToken wraps h so each request must carry a bearer token stored in s;
 // the SDK then hands its principal to tool handlers as TokenInfo.UserID.
+// A WebSocket upgrade may offer the token as a subprotocol instead (see
+// bearerFromSubprotocol); it is verified the same way.
 func requireToken(s store.Store, h http.Handler) http.Handler {
 	verifier := func(ctx context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
 		t, err := s.TokenByHash(ctx, HashToken(token))
@@ -56,7 +59,7 @@ func requireToken(s store.Store, h http.Handler) http.Handler {
 		}
 		return &auth.TokenInfo{UserID: t.Principal}, nil
 	}
-	return auth.RequireBearerToken(verifier, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(h)
+	return bearerFromSubprotocol(auth.RequireBearerToken(verifier, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(h))
 }
 
 // noAuth makes every request the LocalPrincipal, whatever Authorization it
@@ -67,11 +70,85 @@ func noAuth(h http.Handler) http.Handler {
 		return &auth.TokenInfo{UserID: LocalPrincipal}, nil
 	}
 	inner := auth.RequireBearerToken(verifier, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(h)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return bearerFromSubprotocol(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r = r.Clone(r.Context())
 		r.Header.Set("Authorization", "Bearer "+LocalPrincipal)
 		inner.ServeHTTP(w, r)
+	}))
+}
+
+// bearerFromSubprotocol lets a browser authenticate a WebSocket upgrade:
+// browsers cannot set Authorization on a WebSocket, and a token in the URL
+// would end up in logs and history. The page offers the subprotocols
+// [subscribe.BearerSubprotocol, token] instead, which arrive as
+//
+//	Sec-WebSocket-Protocol: hookgate.bearer, <token>
+//
+// On an upgrade request that names subscribe.BearerSubprotocol, the entry
+// right after it is taken out of the header (so nothing downstream sees or
+// echoes it) and, when the request has no Authorization of its own, sent on
+// as "Authorization: Bearer <token>", to be verified exactly as a header
+// token is. Other requests pass through untouched.
+func bearerFromSubprotocol(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !headerHasToken(r.Header, "Upgrade", "websocket") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rest, token, found := splitSubprotocolToken(r.Header.Values("Sec-WebSocket-Protocol"))
+		if !found {
+			h.ServeHTTP(w, r)
+			return
+		}
+		r = r.Clone(r.Context())
+		r.Header.Del("Sec-WebSocket-Protocol")
+		if len(rest) > 0 {
+			r.Header.Set("Sec-WebSocket-Protocol", strings.Join(rest, ", "))
+		}
+		if token != "" && r.Header.Get("Authorization") == "" {
+			r.Header.Set("Authorization", "Bearer "+token)
+		}
+		h.ServeHTTP(w, r)
 	})
+}
+
+// splitSubprotocolToken finds subscribe.BearerSubprotocol among the offered
+// subprotocols and returns the list without the entry that follows it, and
+// that entry (the token, "" when none follows).
+func splitSubprotocolToken(values []string) (rest []string, token string, found bool) {
+	var offered []string
+	for _, v := range values {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				offered = append(offered, p)
+			}
+		}
+	}
+	for i, p := range offered {
+		if p != subscribe.BearerSubprotocol {
+			continue
+		}
+		rest = append(rest, offered[:i+1]...)
+		if i+1 < len(offered) {
+			token = offered[i+1]
+			rest = append(rest, offered[i+2:]...)
+		}
+		return rest, token, true
+	}
+	return offered, "", false
+}
+
+// headerHasToken reports whether a comma-separated header lists token,
+// ignoring case (Upgrade: websocket, Connection: keep-alive, Upgrade).
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, p := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(p), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // principalOf is the principal the auth middleware established for r.

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hookgate/hookgate/subscribe"
 )
 
 // Config is everything `hookgate serve` is told. The binary fills it from
@@ -30,6 +32,11 @@ type Config struct {
 	SessionIdle     time.Duration // legacy MCP sessions with no GET stream and no request this long are closed
 	Metrics         bool          // export Prometheus metrics
 	MetricsAddr     string        // serve /metrics on this separate listener instead of the main one
+
+	// MCP Events extension.
+	EventsProfile             string        // chatgpt or sep: error codes and behaviours where the texts differ
+	EventsAllowLocalCallbacks bool          // accept http:// and loopback webhook callback URLs (tests, local use)
+	EventsRetryDelay          time.Duration // first retry of a failed webhook delivery; later ones wait 5x longer
 }
 
 // DefaultConfig returns the configuration of a bare `hookgate serve`.
@@ -46,14 +53,14 @@ func DefaultConfig() Config {
 		CompactEvery:    10 * time.Minute,
 		SessionIdle:     time.Hour,
 		Metrics:         true,
+
+		EventsProfile:    "chatgpt",
+		EventsRetryDelay: time.Second,
 	}
 }
 
 // Validate reports the first setting that cannot work.
 func (c Config) Validate() error {
-	if c.Redis != "" {
-		return errors.New("--redis: the Redis backend is not available in this build yet; omit --redis to use the embedded store")
-	}
 	if c.NoAuth {
 		host, _, err := net.SplitHostPort(c.Addr)
 		if err != nil {
@@ -65,6 +72,12 @@ func (c Config) Validate() error {
 	}
 	if c.Lease <= 0 || c.Tolerance <= 0 || c.MaxBody <= 0 || c.SessionIdle <= 0 {
 		return errors.New("--lease, --tolerance, --max-body and --session-idle must be positive")
+	}
+	if _, err := subscribe.ParseEventsProfile(c.EventsProfile); err != nil {
+		return fmt.Errorf("--events-profile: %w", err)
+	}
+	if c.EventsRetryDelay <= 0 {
+		return errors.New("--events-retry-delay must be positive")
 	}
 	switch c.LogFormat {
 	case "text", "json":
@@ -92,6 +105,9 @@ func ServeFlags(fs *flag.FlagSet, c *Config) {
 	fs.BoolVar(&c.Metrics, "metrics", c.Metrics, "export Prometheus metrics at /metrics (--metrics=false turns them off)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics on this address instead of --addr, to keep it private")
 	fs.DurationVar(&c.SessionIdle, "session-idle", c.SessionIdle, "close a legacy MCP session that holds no stream and sends nothing for this long")
+	fs.StringVar(&c.EventsProfile, "events-profile", c.EventsProfile, "MCP Events profile: chatgpt (sketch error codes, idempotent unsubscribe) or sep (SEP-3415 codes and behaviour)")
+	fs.BoolVar(&c.EventsAllowLocalCallbacks, "events-allow-local-callbacks", c.EventsAllowLocalCallbacks, "accept http:// and loopback MCP Events webhook callback URLs (tests and local use only)")
+	fs.DurationVar(&c.EventsRetryDelay, "events-retry-delay", c.EventsRetryDelay, "wait before the first retry of a failed MCP Events webhook delivery; each later retry waits 5x longer, 6 attempts in all")
 }
 
 // ParseFlags parses args into fs, then fills each flag not given on the

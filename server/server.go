@@ -25,7 +25,9 @@ import (
 	"github.com/hookgate/hookgate/bridge"
 	"github.com/hookgate/hookgate/bridge/store"
 	"github.com/hookgate/hookgate/bridge/store/bolt"
+	"github.com/hookgate/hookgate/bridge/store/redis"
 	"github.com/hookgate/hookgate/compat"
+	"github.com/hookgate/hookgate/server/dashboard"
 	"github.com/hookgate/hookgate/server/observe"
 	"github.com/hookgate/hookgate/subscribe"
 )
@@ -51,6 +53,7 @@ type Server struct {
 	inbox       *bridge.Inbox
 	mcp         *compat.Handler
 	servers     *subscribe.Servers
+	events      *subscribe.Events // the MCP Events extension and its webhook delivery
 	observer    *observe.Observer
 	metrics     *prometheus.Registry
 	metricsHTTP *http.Server    // only with --metrics-addr
@@ -64,9 +67,18 @@ type Server struct {
 	bg          sync.WaitGroup // background loops
 }
 
-// OpenStore opens the store the configuration names, and reports whether it
-// was created just now (an empty data directory).
-func OpenStore(cfg Config, logger *slog.Logger) (s store.Store, created bool, err error) {
+// OpenStore opens the store the configuration names: Redis with --redis,
+// else the embedded store in --data. created reports an embedded store made
+// just now (an empty data directory); a Redis store never reports it, since
+// other replicas may share it.
+func OpenStore(ctx context.Context, cfg Config, logger *slog.Logger) (s store.Store, created bool, err error) {
+	if cfg.Redis != "" {
+		s, err = redis.Open(ctx, cfg.Redis, redis.Options{Logger: logger})
+		if err != nil {
+			return nil, false, fmt.Errorf("open Redis store: %w", err)
+		}
+		return s, false, nil
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, false, fmt.Errorf("create data directory: %w", err)
 	}
@@ -87,7 +99,7 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	st, created, err := OpenStore(cfg, logger)
+	st, created, err := OpenStore(ctx, cfg, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -126,6 +138,26 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 		Logger:    logger,
 		Observer:  s.observer,
 	})
+	// MCP Events extension: events/* on /mcp, and webhook subscriptions
+	// delivered from the store by workers that run until Shutdown.
+	s.events, err = subscribe.NewEvents(subscribe.EventsOptions{
+		Log:                 st,
+		Wake:                s.inbox.Wakeups(),
+		Profile:             subscribe.EventsProfile(cfg.EventsProfile),
+		AllowLocalCallbacks: cfg.EventsAllowLocalCallbacks,
+		RetryDelay:          cfg.EventsRetryDelay,
+		Logger:              logger,
+	})
+	if err == nil {
+		if err = s.events.Start(ctx); err != nil {
+			_ = s.events.Shutdown(context.Background())
+		}
+	}
+	if err != nil {
+		_ = ln.Close()
+		_ = st.Close()
+		return nil, err
+	}
 	s.servers = subscribe.NewServers(subscribe.ServersOptions{
 		Implementation: &mcp.Implementation{Name: "hookgate", Version: Version},
 		Instructions:   instructions,
@@ -133,10 +165,12 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 		Wake:           s.inbox.Wakeups(),
 		Logger:         logger,
 		Metrics:        s.observer,
-		Configure: func(_ string, m *mcp.Server) {
+		Extensions:     s.events.Extensions(),
+		Configure: func(principal string, m *mcp.Server) {
 			compat.AddTools(m, s.inbox)
 			s.observer.AddTool(m)
 			m.AddReceivingMiddleware(s.mcp.EndListensOnShutdown)
+			s.events.Configure(principal, m)
 		},
 	})
 	replay := mcp.NewMemoryEventStore(nil)
@@ -208,6 +242,7 @@ func (s *Server) Store() store.Store { return s.store }
 // requests (ingress above all) finish until ctx ends, then closes the store.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.endFeeds()
+	eventsErr := s.events.Shutdown(ctx)
 	listenErr := s.mcp.Shutdown(ctx)
 	s.servers.Each(compat.CloseSessions)
 	httpErr := s.http.Shutdown(ctx)
@@ -225,7 +260,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err := s.store.Close(); err != nil {
 		storeErr = fmt.Errorf("close store: %w", err)
 	}
-	return errors.Join(listenErr, httpErr, storeErr)
+	return errors.Join(eventsErr, listenErr, httpErr, storeErr)
 }
 
 func (s *Server) routes() http.Handler {
@@ -237,7 +272,7 @@ func (s *Server) routes() http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/hooks/{id}", s.inbox)
-	mux.Handle("/mcp", authed(subscribe.GuardStreams(s.mcp, subscribe.GuardOptions{Metrics: s.observer})))
+	mux.Handle("/mcp", authed(subscribe.GuardStreams(s.events.Handler(s.mcp), subscribe.GuardOptions{Metrics: s.observer})))
 	feeds := subscribe.FeedOptions{
 		Log:       s.store,
 		Wake:      s.inbox.Wakeups(),
@@ -250,6 +285,14 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /v1/stream", authed(subscribe.NewSSEHandler(feeds)))
 	mux.Handle("GET /v1/ws", authed(subscribe.NewWebSocketHandler(feeds)))
 	mux.Handle("GET /v1/stats", authed(s.observer.StatsHandler(principalOf)))
+	mux.Handle("GET /v1/webhooks", authed(webhooksHandler(s.inbox)))
+	mux.Handle("GET /v1/events", authed(s.inbox.LogHandler(principalOf)))
+	mux.Handle("POST /v1/requeue", authed(s.inbox.RequeueHandler(principalOf)))
+	// The dashboard page and its assets are public; its data comes from the
+	// authenticated routes above.
+	page := dashboard.Handler()
+	mux.Handle("GET /{$}", page)
+	mux.Handle("GET "+dashboard.AssetPrefix, page)
 	if s.cfg.Metrics && s.cfg.MetricsAddr == "" {
 		mux.Handle("GET /metrics", s.metricsHandler())
 	}

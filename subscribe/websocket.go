@@ -18,6 +18,13 @@ type Acker interface {
 	Ack(ctx context.Context, principal string, ids []string) (int, error)
 }
 
+// BearerSubprotocol is the WebSocket subprotocol a browser, which cannot set
+// Authorization on a WebSocket, offers with its token as the next entry:
+// new WebSocket(url, ["hookgate.bearer", token]). The auth middleware takes
+// the token from there; the feed then selects this subprotocol alone, so the
+// token is never echoed.
+const BearerSubprotocol = "hookgate.bearer"
+
 // NewWebSocketHandler returns the handler of GET /v1/ws: the feed of
 // NewSSEHandler over a WebSocket, each event one text message of its JSON.
 // after= resumes after an event ID (absent: from now); label= filters. The
@@ -38,9 +45,10 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	// Default options: browsers get the same-origin check, and other
-	// clients send no Origin.
-	c, err := websocket.Accept(w, r, nil)
+	// Default origin check: browsers get the same-origin check, and other
+	// clients send no Origin. A browser that offered BearerSubprotocol gets
+	// it back, as it requires.
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{BearerSubprotocol}})
 	if err != nil {
 		h.opts.Logger.Debug("ws feed: handshake", "principal", fr.principal, "err", err)
 		return // Accept has answered the request

@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/clients"
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/hookgate/hookgate/server"
 )
 
@@ -90,6 +92,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if err != nil {
 		return err
 	}
+	// go-redis reports dial failures through a process-wide logger of its
+	// own; route them into ours, where an outage is already a warning from
+	// the store's callers.
+	goredis.SetLogger(redisLogger{logger})
 	return server.Run(ctx, cfg, stdout, logger)
 }
 
@@ -110,10 +116,7 @@ func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		fs.Usage()
 		return errors.New("--name is required")
 	}
-	if cfg.Redis != "" {
-		return cfg.Validate()
-	}
-	st, _, err := server.OpenStore(cfg, slog.New(slog.DiscardHandler))
+	st, _, err := server.OpenStore(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
@@ -154,6 +157,13 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 		return nil // Ctrl-C or SIGTERM: the way to stop tailing
 	}
 	return err
+}
+
+// redisLogger adapts slog to go-redis's logger.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.DebugContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {

@@ -1,0 +1,228 @@
+package subscribe
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/hookgate/hookgate/bridge/store"
+)
+
+// maxWebhookBody is the largest body POSTed to a callback (ChatGPT's cap);
+// a bigger occurrence is sent without its payload.
+const maxWebhookBody = 256 << 10
+
+// maxCallbackResponse is how much of a callback's answer is read: enough
+// for a challenge echo, and a connection can be reused after it.
+const maxCallbackResponse = 64 << 10
+
+// aliveCheckEvery is how often an idle worker checks that its event type
+// still exists.
+const aliveCheckEvery = 30 * time.Second
+
+// errSubscriptionEnded stops a worker whose subscription was unsubscribed,
+// expired or terminated.
+var errSubscriptionEnded = errors.New("webhook subscription ended")
+
+// run delivers the subscription's occurrences one at a time, in log order,
+// from its cursor, until ctx ends or the subscription does. The cursor is
+// stored after every event delivered (2xx) or abandoned (410, 413, retries
+// exhausted), so a restart resumes after the last one: a graceful restart
+// delivers nothing twice, and a crash between a POST and the cursor write
+// repeats that one event with the same webhook-id, which receivers
+// deduplicate on.
+func (s *webhookSub) run(ctx context.Context) {
+	defer close(s.done)
+	x := s.w.x
+	for ctx.Err() == nil {
+		s.mu.Lock()
+		f := &Follower{Log: x.opts.Log, Wake: x.opts.Wake, Principal: s.principal, Label: s.rec.Name, After: s.cursor, Heartbeat: aliveCheckEvery}
+		s.mu.Unlock()
+		f.Idle = func() error { return s.checkAlive(ctx) }
+		err := f.Run(ctx, func(e store.Event) error { return s.deliver(ctx, e) })
+		if ctx.Err() != nil || errors.Is(err, errSubscriptionEnded) {
+			return
+		}
+		x.opts.Logger.Warn("events: webhook delivery paused", "principal", s.principal, "id", s.id, "err", err)
+		select {
+		case <-time.After(retryAfterStoreError):
+		case <-ctx.Done():
+		}
+	}
+}
+
+// deliver sends one event if it matches, and moves the cursor past it.
+func (s *webhookSub) deliver(ctx context.Context, e store.Event) error {
+	if err := ctx.Err(); err != nil {
+		return err // stopping: never start another event
+	}
+	if !s.filter.match(e) {
+		s.mu.Lock()
+		s.cursor = e.ID // not stored: skipping again after a restart is harmless
+		s.mu.Unlock()
+		return nil
+	}
+	if err := s.checkAlive(ctx); err != nil {
+		return err
+	}
+	body, msgID, err := webhookBody(e)
+	if err != nil {
+		return err
+	}
+	if err := s.attempts(ctx, msgID, body); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return errSubscriptionEnded
+	}
+	s.cursor = e.ID
+	// A write that outlives Shutdown's cancellation: the attempt it
+	// records has happened.
+	if err := s.w.x.opts.Log.PutSubscription(context.WithoutCancel(ctx), s.stored()); err != nil {
+		s.w.x.opts.Logger.Warn("events: save delivery cursor", "principal", s.principal, "id", s.id, "err", err)
+	}
+	return nil
+}
+
+// webhookBody is the POST body of an occurrence, at most maxWebhookBody
+// bytes, and its webhook-id: the occurrence's eventId, the same on every
+// attempt.
+func webhookBody(e store.Event) ([]byte, string, error) {
+	o, err := newOccurrence(e)
+	if err != nil {
+		return nil, "", err
+	}
+	cursor := e.ID.String()
+	o.Cursor = &cursor
+	body, err := json.Marshal(o)
+	if err != nil {
+		return nil, "", fmt.Errorf("encode occurrence %s: %w", e.ID, err)
+	}
+	if len(body) > maxWebhookBody {
+		if o, err = withoutPayload(o, e); err != nil {
+			return nil, "", err
+		}
+		if body, err = json.Marshal(o); err != nil {
+			return nil, "", fmt.Errorf("encode occurrence %s: %w", e.ID, err)
+		}
+	}
+	return body, o.EventID, nil
+}
+
+// attempts POSTs body until the callback takes it, refuses it for good
+// (410, 413), or MaxAttempts have failed, waiting RetryDelay, then five
+// times longer each time, between attempts. Every attempt has a fresh
+// timestamp and signature over the same bytes. It returns nil once the
+// event is settled, an error only when it stopped first (ctx, expiry).
+func (s *webhookSub) attempts(ctx context.Context, msgID string, body []byte) error {
+	x := s.w.x
+	delay := x.opts.RetryDelay
+	for attempt := 1; ; attempt++ {
+		status, err := s.post(ctx, msgID, body)
+		s.noteAttempt(status, err)
+		switch {
+		case err == nil && status/100 == 2:
+			return nil
+		case err == nil && (status == http.StatusGone || status == http.StatusRequestEntityTooLarge):
+			x.opts.Logger.Info("events: callback refused an event", "principal", s.principal, "id", s.id, "event", msgID, "status", status)
+			return nil
+		case attempt >= x.opts.MaxAttempts:
+			x.opts.Logger.Warn("events: event abandoned after retries", "principal", s.principal, "id", s.id, "event", msgID, "attempts", attempt)
+			return nil
+		}
+		timer := time.NewTimer(delay)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		}
+		delay *= 5
+	}
+}
+
+// post makes one signed delivery attempt. It runs to completion even when
+// ctx is cancelled (bounded by CallbackTimeout), so that a delivery the
+// callback accepts during Shutdown is also recorded.
+func (s *webhookSub) post(ctx context.Context, msgID string, body []byte) (int, error) {
+	x := s.w.x
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), x.opts.CallbackTimeout)
+	defer cancel()
+	s.mu.Lock()
+	url := s.rec.URL
+	s.mu.Unlock()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, fmt.Errorf("build delivery: %w", err)
+	}
+	signedHeaders(req.Header, msgID, x.opts.Now(), body, s.keys())
+	req.Header.Set("X-MCP-Subscription-Id", s.id)
+	resp, err := x.callback.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxCallbackResponse))
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// noteAttempt keeps the outcome for deliveryStatus: a category, never what
+// the endpoint sent.
+func (s *webhookSub) noteAttempt(status int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case err != nil:
+		s.lastError = classify(err)
+	case status/100 == 2:
+		s.lastDelivery, s.lastError = s.w.x.opts.Now(), ""
+	case status/100 == 5:
+		s.lastError = reasonHTTP5xx
+	default:
+		s.lastError = reasonHTTP4xx
+	}
+}
+
+// checkAlive ends the subscription when its event type is gone: the
+// registration was deleted (or deleted and its label reused). Under the
+// SEP profile the callback is told with a terminated envelope; ChatGPT
+// does not support one, so there delivery just stops, and its next
+// refresh gets NotFound.
+func (s *webhookSub) checkAlive(ctx context.Context) error {
+	s.mu.Lock()
+	name, regID := s.rec.Name, s.rec.RegistrationID
+	s.mu.Unlock()
+	reg, err := s.w.x.opts.Log.RegistrationByLabel(ctx, s.principal, name)
+	switch {
+	case err == nil && (regID == "" || reg.ID == regID):
+		return nil
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("check event %q: %w", name, err)
+	}
+	if s.w.x.opts.Profile == ProfileSEP {
+		s.sendTerminated(ctx, s.w.x.errs.eventNotFound(name))
+	}
+	if s.end() {
+		s.w.forget(s)
+		if err := s.w.x.opts.Log.DeleteSubscription(context.WithoutCancel(ctx), s.principal, s.id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.w.x.opts.Logger.Warn("events: delete terminated subscription", "principal", s.principal, "id", s.id, "err", err)
+		}
+	}
+	return errSubscriptionEnded
+}
+
+// sendTerminated makes one attempt at a terminated control envelope.
+func (s *webhookSub) sendTerminated(ctx context.Context, cause error) {
+	body, err := json.Marshal(map[string]any{"type": "terminated", "error": cause})
+	if err != nil {
+		return
+	}
+	_, _ = s.post(ctx, "msg_terminated_"+randomToken(), body)
+}
