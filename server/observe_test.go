@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -132,14 +133,36 @@ func TestFourNumbersAfterAScriptedRun(t *testing.T) {
 		`hookgate_store_operation_seconds_count{op="append",result="ok"}`,
 		`hookgate_subscribers{era="2025-11-25",path="mcp"} 1`,
 		`hookgate_push_notifications_total{path="mcp"} 100`,
+		`hookgate_queue_depth{principal="dev",webhook="obs"} 10`,
+		`hookgate_queue_scrape_errors 0`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+	if age := metricValue(t, text, `hookgate_queue_oldest_pending_age_seconds{principal="dev",webhook="obs"}`); age <= 0 || age > 600 {
+		t.Errorf("oldest pending age %v s, want the age of the oldest of the 10 pending events", age)
+	}
 	if strings.Contains(text, "obs-1") || strings.Contains(text, secret) {
 		t.Error("/metrics leaks an event ID or a secret")
 	}
+}
+
+// metricValue returns the value of the sample named exactly series in a
+// Prometheus text exposition.
+func metricValue(t *testing.T, text, series string) float64 {
+	t.Helper()
+	for line := range strings.Lines(text) {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				t.Fatalf("%s: %v", series, err)
+			}
+			return v
+		}
+	}
+	t.Fatalf("/metrics lacks %s", series)
+	return 0
 }
 
 func deref(f *float64) any {

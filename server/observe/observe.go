@@ -22,11 +22,12 @@ import (
 )
 
 // Store is what the observer reads: an event's label when an ack or nack
-// names an event this process did not lease, and the registrations and
-// pending counts that stats report. store.Store satisfies it.
+// names an event this process did not lease, and the registrations,
+// pending counts and oldest pending events that stats and metrics report. store.Store satisfies it.
 type Store interface {
 	Get(ctx context.Context, principal string, id store.ID) (store.Event, error)
 	Pending(ctx context.Context, principal, label string) (int, error)
+	ReadPending(ctx context.Context, principal string, q store.Query) ([]store.Event, error)
 	Registrations(ctx context.Context, principal string) ([]store.Registration, error)
 }
 
@@ -69,13 +70,17 @@ func New(opts Options) *Observer {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Observer{
+	o := &Observer{
 		store:   opts.Store,
 		now:     opts.Now,
 		metrics: newMetrics(opts.Registerer),
 		windows: make(map[regKey]*window),
 		leases:  make(map[string]map[store.ID]lease),
 	}
+	if opts.Registerer != nil && opts.Store != nil {
+		opts.Registerer.MustRegister(newQueueCollector(o))
+	}
+	return o
 }
 
 // window returns the counts of a registration, creating them on first use.
