@@ -55,16 +55,9 @@ func (in *Inbox) Lease(ctx context.Context, principal, label string, limit int, 
 // Ack marks the principal's events done. Every text must be an event ID of
 // the principal's; otherwise nothing is acked and the error names it.
 func (in *Inbox) Ack(ctx context.Context, principal string, ids []string) (int, error) {
-	parsed := make([]store.ID, 0, len(ids))
-	for _, s := range ids {
-		id, err := store.ParseID(s)
-		if err != nil {
-			return 0, fmt.Errorf("%w: event id %q is not of the form <unix-ms>-<seq>", ErrInvalid, s)
-		}
-		parsed = append(parsed, id)
-	}
-	if len(parsed) == 0 {
-		return 0, fmt.Errorf("%w: no event id given", ErrInvalid)
+	parsed, err := parseEventIDs(ids)
+	if err != nil {
+		return 0, err
 	}
 	n, err := in.store.Ack(ctx, principal, parsed)
 	if err != nil {
@@ -96,4 +89,21 @@ func (in *Inbox) Pending(ctx context.Context, principal, label string) (int, err
 		return 0, fmt.Errorf("count pending events: %w", err)
 	}
 	return n, nil
+}
+
+// parseEventIDs parses the event IDs a caller named: at least one, each of
+// the form <unix-ms>-<seq>, or ErrInvalid naming the first that is not.
+func parseEventIDs(ids []string) ([]store.ID, error) {
+	parsed := make([]store.ID, 0, len(ids))
+	for _, s := range ids {
+		id, err := store.ParseID(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: event id %q is not of the form <unix-ms>-<seq>", ErrInvalid, s)
+		}
+		parsed = append(parsed, id)
+	}
+	if len(parsed) == 0 {
+		return nil, fmt.Errorf("%w: no event id given", ErrInvalid)
+	}
+	return parsed, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/hookgate/hookgate/bridge/store"
 	"github.com/hookgate/hookgate/bridge/verify"
@@ -119,6 +120,45 @@ func (in *Inbox) Registrations(ctx context.Context, principal string) ([]store.R
 		return nil, fmt.Errorf("list registrations: %w", err)
 	}
 	return regs, nil
+}
+
+// Webhook is one registration as a principal sees it in a listing: where
+// to point the provider and what is waiting, never the secret. It is the
+// item of the list_webhooks tool's result and of GET /v1/webhooks.
+type Webhook struct {
+	ID          string    `json:"id"`
+	Label       string    `json:"label"`
+	URL         string    `json:"url"`
+	Provider    string    `json:"provider"`
+	ResourceURI string    `json:"resourceUri"`
+	CreatedAt   time.Time `json:"createdAt"`
+	Pending     int       `json:"pending"`
+}
+
+// Webhooks lists the principal's registrations by label with their URLs
+// and pending counts.
+func (in *Inbox) Webhooks(ctx context.Context, principal string) ([]Webhook, error) {
+	regs, err := in.Registrations(ctx, principal)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Webhook, 0, len(regs))
+	for _, reg := range regs {
+		pending, err := in.Pending(ctx, principal, reg.Label)
+		if err != nil {
+			return nil, fmt.Errorf("count pending of %q: %w", reg.Label, err)
+		}
+		out = append(out, Webhook{
+			ID:          reg.ID,
+			Label:       reg.Label,
+			URL:         in.HookURL(reg.ID),
+			Provider:    reg.Provider,
+			ResourceURI: ResourceURI(reg.Label),
+			CreatedAt:   reg.CreatedAt,
+			Pending:     pending,
+		})
+	}
+	return out, nil
 }
 
 // Delete removes the principal's registration: its URL answers 410 from then on.

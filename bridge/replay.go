@@ -102,16 +102,9 @@ func typeMatches(filter, typ string) bool {
 // waiting long polls. Every text must be an event ID of the principal's;
 // otherwise nothing is requeued and the error names it.
 func (in *Inbox) Requeue(ctx context.Context, principal string, ids []string) (int, error) {
-	parsed := make([]store.ID, 0, len(ids))
-	for _, s := range ids {
-		id, err := store.ParseID(s)
-		if err != nil {
-			return 0, fmt.Errorf("%w: event id %q is not of the form <unix-ms>-<seq>", ErrInvalid, s)
-		}
-		parsed = append(parsed, id)
-	}
-	if len(parsed) == 0 {
-		return 0, fmt.Errorf("%w: no event id given", ErrInvalid)
+	parsed, err := parseEventIDs(ids)
+	if err != nil {
+		return 0, err
 	}
 	n, err := in.store.Requeue(ctx, principal, parsed)
 	if err != nil {

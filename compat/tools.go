@@ -133,18 +133,8 @@ func secretList(v any) ([]string, error) {
 	return nil, fmt.Errorf("secret: want a string or a list of strings, got %T", v)
 }
 
-type webhookInfo struct {
-	ID          string    `json:"id"`
-	Label       string    `json:"label"`
-	URL         string    `json:"url"`
-	Provider    string    `json:"provider"`
-	ResourceURI string    `json:"resourceUri"`
-	CreatedAt   time.Time `json:"createdAt"`
-	Pending     int       `json:"pending"`
-}
-
 type listOutput struct {
-	Webhooks []webhookInfo `json:"webhooks"`
+	Webhooks []bridge.Webhook `json:"webhooks"`
 }
 
 func (t tools) list(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
@@ -152,27 +142,11 @@ func (t tools) list(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (
 	if err != nil {
 		return nil, nil, err
 	}
-	regs, err := t.inbox.Registrations(ctx, principal)
+	hooks, err := t.inbox.Webhooks(ctx, principal)
 	if err != nil {
 		return nil, nil, err
 	}
-	out := listOutput{Webhooks: make([]webhookInfo, 0, len(regs))}
-	for _, reg := range regs {
-		pending, err := t.inbox.Pending(ctx, principal, reg.Label)
-		if err != nil {
-			return nil, nil, err
-		}
-		out.Webhooks = append(out.Webhooks, webhookInfo{
-			ID:          reg.ID,
-			Label:       reg.Label,
-			URL:         t.inbox.HookURL(reg.ID),
-			Provider:    reg.Provider,
-			ResourceURI: bridge.ResourceURI(reg.Label),
-			CreatedAt:   reg.CreatedAt,
-			Pending:     pending,
-		})
-	}
-	return nil, out, nil
+	return nil, listOutput{Webhooks: hooks}, nil
 }
 
 type labelInput struct {
