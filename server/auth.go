@@ -50,7 +50,13 @@ func CreateToken(ctx context.Context, s store.Store, principal string, now time.
 // bearerFromSubprotocol); it is verified the same way.
 func requireToken(s store.Store, h http.Handler) http.Handler {
 	verifier := func(ctx context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
-		t, err := s.TokenByHash(ctx, HashToken(token))
+		var t store.Token
+		var err error
+		if l, ok := lookedUp(ctx, token); ok {
+			t, err = l.token, l.err
+		} else {
+			t, err = s.TokenByHash(ctx, HashToken(token))
+		}
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, auth.ErrInvalidToken
 		}
@@ -59,7 +65,7 @@ func requireToken(s store.Store, h http.Handler) http.Handler {
 		}
 		return &auth.TokenInfo{UserID: t.Principal}, nil
 	}
-	return bearerFromSubprotocol(auth.RequireBearerToken(verifier, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(h))
+	return bearerFromSubprotocol(lookupToken(s, auth.RequireBearerToken(verifier, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(h)))
 }
 
 // noAuth makes every request the LocalPrincipal, whatever Authorization it

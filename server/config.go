@@ -37,6 +37,14 @@ type Config struct {
 	EventsProfile             string        // chatgpt or sep: error codes and behaviours where the texts differ
 	EventsAllowLocalCallbacks bool          // accept http:// and loopback webhook callback URLs (tests, local use)
 	EventsRetryDelay          time.Duration // first retry of a failed webhook delivery; later ones wait 5x longer
+
+	// RedisWaitReplicas, if positive, makes each write to Redis wait until
+	// that many Redis replicas acknowledge it (WAIT) before hookgate
+	// answers 2xx.
+	RedisWaitReplicas int
+	// RedisWakeRecheck is how often every subscriber re-reads its cursor
+	// even without a wake-up from another replica; 0 means 5s.
+	RedisWakeRecheck time.Duration
 }
 
 // DefaultConfig returns the configuration of a bare `hookgate serve`.
@@ -76,6 +84,9 @@ func (c Config) Validate() error {
 	if _, err := subscribe.ParseEventsProfile(c.EventsProfile); err != nil {
 		return fmt.Errorf("--events-profile: %w", err)
 	}
+	if c.RedisWaitReplicas < 0 {
+		return errors.New("--redis-wait-replicas must not be negative")
+	}
 	if c.EventsRetryDelay <= 0 {
 		return errors.New("--events-retry-delay must be positive")
 	}
@@ -93,6 +104,8 @@ func ServeFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL providers and agents use to reach this server (default: derived from --addr)")
 	fs.StringVar(&c.DataDir, "data", c.DataDir, "directory of the embedded store")
 	fs.StringVar(&c.Redis, "redis", c.Redis, "Redis URL (use Redis instead of the embedded store)")
+	fs.IntVar(&c.RedisWaitReplicas, "redis-wait-replicas", c.RedisWaitReplicas, "with --redis: answer a webhook 2xx only once this many Redis replicas have it (WAIT); 0 trusts the primary alone")
+	fs.DurationVar(&c.RedisWakeRecheck, "redis-wake-recheck", c.RedisWakeRecheck, "with --redis: how often subscribers re-read the log without a wake-up, in case one from another replica was lost (default 5s)")
 	fs.DurationVar(&c.Lease, "lease", c.Lease, "how long a polled event stays leased before it is handed out again")
 	fs.Var((*ByteSize)(&c.MaxBody), "max-body", "largest webhook body accepted (e.g. 1MiB, 512KiB)")
 	fs.DurationVar(&c.Tolerance, "tolerance", c.Tolerance, "accepted clock difference for signed timestamps")

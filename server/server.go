@@ -53,6 +53,7 @@ type Server struct {
 	inbox       *bridge.Inbox
 	mcp         *compat.Handler
 	servers     *subscribe.Servers
+	relay       wakeRelay         // wake-ups between replicas; nil on the embedded store
 	events      *subscribe.Events // the MCP Events extension and its webhook delivery
 	observer    *observe.Observer
 	metrics     *prometheus.Registry
@@ -73,7 +74,7 @@ type Server struct {
 // other replicas may share it.
 func OpenStore(ctx context.Context, cfg Config, logger *slog.Logger) (s store.Store, created bool, err error) {
 	if cfg.Redis != "" {
-		s, err = redis.Open(ctx, cfg.Redis, redis.Options{Logger: logger})
+		s, err = redis.Open(ctx, cfg.Redis, redis.Options{Logger: logger, WaitReplicas: cfg.RedisWaitReplicas})
 		if err != nil {
 			return nil, false, fmt.Errorf("open Redis store: %w", err)
 		}
@@ -130,7 +131,13 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 		_ = st.Close()
 		return nil, err
 	}
+	if s.relay, err = newWakeRelay(cfg, logger); err != nil {
+		_ = ln.Close()
+		_ = st.Close()
+		return nil, err
+	}
 	s.inbox = bridge.New(st, bridge.Options{
+		Wakeups:   newWakeups(s.relay),
 		PublicURL: s.publicURL,
 		Lease:     cfg.Lease,
 		MaxBody:   cfg.MaxBody,
@@ -202,6 +209,9 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopBG = stopBG
 	s.bg.Go(func() { s.compactLoop(bgCtx) })
+	if s.relay != nil {
+		s.bg.Go(func() { s.relay.Run(bgCtx, s.inbox.Wakeups()) })
+	}
 	s.bg.Go(func() {
 		s.mcp.ReapIdleSessions(bgCtx, cfg.SessionIdle, min(cfg.SessionIdle/2, time.Minute), s.servers.Each)
 	})
@@ -256,6 +266,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.servers.Close()
 	s.stopBG()
 	s.bg.Wait()
+	if s.relay != nil {
+		_ = s.relay.Close()
+	}
 	var storeErr error
 	if err := s.store.Close(); err != nil {
 		storeErr = fmt.Errorf("close store: %w", err)
