@@ -22,10 +22,10 @@ const maxNameLen = 1024
 // encoded and checked before it is queued, so that inside the shared
 // transaction only the registration check can fail for this event alone.
 func (s *boltStore) Append(ctx context.Context, e store.NewEvent) (store.AppendResult, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return store.AppendResult{}, fmt.Errorf("append event: %w", err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	if err := checkNewEvent(e); err != nil {
 		return store.AppendResult{}, fmt.Errorf("append event: %w", err)
 	}

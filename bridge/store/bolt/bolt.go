@@ -42,7 +42,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -93,9 +92,6 @@ const (
 	keySchema = "schema"
 )
 
-// errClosed is returned by calls made after Close.
-var errClosed = fmt.Errorf("%w: store is closed", store.ErrUnavailable)
-
 var _ store.Store = (*boltStore)(nil)
 
 // boltStore implements store.Store on one bbolt file.
@@ -106,10 +102,8 @@ type boltStore struct {
 	committer *committer
 	regs      regCache
 
-	// mu guards closed; inflight counts calls that Close must wait for.
-	mu       sync.RWMutex
-	closed   bool
-	inflight sync.WaitGroup
+	// gate lets Close wait for the calls in flight.
+	gate store.Gate
 }
 
 // Open opens the store in the file at path, creating it if needed. Only one
@@ -163,39 +157,13 @@ func initLayout(tx *bbolt.Tx) error {
 	return nil
 }
 
-// enter registers a call that Close must wait for; leave ends it.
-func (s *boltStore) enter() error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return errClosed
-	}
-	s.inflight.Add(1)
-	return nil
-}
-
-func (s *boltStore) leave() { s.inflight.Done() }
-
-// begin checks ctx and enters; every method starts with it.
-func (s *boltStore) begin(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.enter()
-}
-
 // Close waits for calls in flight, commits what they queued and closes the
 // file. Calls after Close fail with store.ErrUnavailable; closing twice is
 // not an error.
 func (s *boltStore) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.gate.Close() {
 		return nil
 	}
-	s.closed = true
-	s.mu.Unlock()
-	s.inflight.Wait()
 	s.committer.stop()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
@@ -206,10 +174,10 @@ func (s *boltStore) Close() error {
 // Ping reports whether the file is open and the last commit succeeded, so
 // that readiness turns false when the disk refuses writes.
 func (s *boltStore) Ping(ctx context.Context) error {
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return fmt.Errorf("ping store: %w", err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	if err := s.committer.lastError(); err != nil {
 		return fmt.Errorf("ping store: last commit failed: %w", err)
 	}

@@ -20,10 +20,10 @@ const compactChunk = 2000
 // registration's TTL, so the cost follows what is deleted, not the size of
 // the log.
 func (s *boltStore) Compact(ctx context.Context) (int, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return 0, fmt.Errorf("compact: %w", err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	now := s.nowMS()
 	total := 0
 	for {

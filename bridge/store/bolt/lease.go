@@ -20,10 +20,10 @@ const reasonLeaseExpired = "max attempts reached: lease expired without ack"
 // so its cost is the number of events leased to others (skipped) plus the
 // batch, never the whole log.
 func (s *boltStore) Lease(ctx context.Context, principalName string, q store.LeaseQuery) (store.LeaseResult, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return store.LeaseResult{}, fmt.Errorf("lease events: %w", err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	limit := q.Limit
 	if limit <= 0 {
 		limit = store.DefaultLeaseLimit
@@ -153,10 +153,10 @@ func (s *boltStore) leaseTx(tx *bbolt.Tx, principalName, label string, limit int
 // so an unknown ID leaves the others untouched. It returns how many events
 // it took out of the queue: acking again counts nothing.
 func (s *boltStore) Ack(ctx context.Context, principalName string, ids []store.ID) (int, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return 0, fmt.Errorf("ack events: %w", err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	if len(ids) == 0 {
 		return 0, nil
 	}
@@ -206,10 +206,10 @@ func (s *boltStore) Ack(ctx context.Context, principalName string, ids []store.I
 // Nack implements store.Store. Nacking an event that is not pending
 // changes nothing; dead reports whether it is dead-lettered.
 func (s *boltStore) Nack(ctx context.Context, principalName string, id store.ID, delay time.Duration, reason string) (bool, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return false, fmt.Errorf("nack event %s: %w", id, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	var dead bool
 	err := s.committer.do(ctx, func(tx *bbolt.Tx) error {
 		var err error
@@ -268,10 +268,10 @@ func (s *boltStore) nackTx(tx *bbolt.Tx, principalName string, id store.ID, dela
 // Pending implements store.Store from the per-group counters, so its cost
 // is the number of groups, not of events.
 func (s *boltStore) Pending(ctx context.Context, principalName, label string) (int, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return 0, fmt.Errorf("count pending events: %w", err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	var n int
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		if p := principal(tx, principalName); p != nil {

@@ -45,10 +45,10 @@ func (s *boltStore) ReadPending(ctx context.Context, principalName string, q sto
 // readWalk loads up to q.Limit events after q.After from the walk that walk
 // opens over the principal's buckets.
 func (s *boltStore) readWalk(ctx context.Context, principalName string, q store.Query, walk func(p *bbolt.Bucket) iterator) ([]store.Event, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return nil, err
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	limit := q.Limit
 	if limit <= 0 {
 		limit = store.DefaultReadLimit
@@ -74,10 +74,10 @@ func (s *boltStore) readWalk(ctx context.Context, principalName string, q store.
 
 // Get implements store.Store.
 func (s *boltStore) Get(ctx context.Context, principalName string, id store.ID) (store.Event, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return store.Event{}, fmt.Errorf("get event %s: %w", id, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	var e store.Event
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		p := principal(tx, principalName)
@@ -97,10 +97,10 @@ func (s *boltStore) Get(ctx context.Context, principalName string, id store.ID) 
 // DeadLetters implements store.Store. Dead letters are few, so a label
 // filter checks each record rather than keeping another index.
 func (s *boltStore) DeadLetters(ctx context.Context, principalName string, q store.Query) ([]store.Event, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return nil, fmt.Errorf("read dead letters: %w", err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	limit := q.Limit
 	if limit <= 0 {
 		limit = store.DefaultReadLimit

@@ -16,10 +16,10 @@ import (
 // is updated in the same transaction, so two registrations racing for one
 // label cannot both win.
 func (s *boltStore) PutRegistration(ctx context.Context, r store.Registration) error {
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return fmt.Errorf("put registration %s: %w", r.ID, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	switch {
 	case r.ID == "" || r.Principal == "" || r.Label == "":
 		return fmt.Errorf("put registration %q: id, principal and label are required", r.ID)
@@ -81,10 +81,10 @@ func putRegistrationTx(tx *bbolt.Tx, r store.Registration, b []byte) error {
 
 // Registration implements store.Store.
 func (s *boltStore) Registration(ctx context.Context, id string) (store.Registration, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return store.Registration{}, fmt.Errorf("get registration %s: %w", id, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	var r store.Registration
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		var err error
@@ -99,10 +99,10 @@ func (s *boltStore) Registration(ctx context.Context, id string) (store.Registra
 
 // RegistrationByLabel implements store.Store.
 func (s *boltStore) RegistrationByLabel(ctx context.Context, principalName, label string) (store.Registration, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return store.Registration{}, fmt.Errorf("get registration %q: %w", label, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	var r store.Registration
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		var err error
@@ -117,10 +117,10 @@ func (s *boltStore) RegistrationByLabel(ctx context.Context, principalName, labe
 
 // Registrations implements store.Store: the label index is already sorted.
 func (s *boltStore) Registrations(ctx context.Context, principalName string) ([]store.Registration, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return nil, fmt.Errorf("list registrations: %w", err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	regs := []store.Registration{}
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		p := principal(tx, principalName)
@@ -146,10 +146,10 @@ func (s *boltStore) Registrations(ctx context.Context, principalName string) ([]
 // marked deleted, so that ingress can answer 410 for its URL; its events
 // stay readable until compaction, but leave the lease queue.
 func (s *boltStore) DeleteRegistration(ctx context.Context, principalName, label string) error {
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return fmt.Errorf("delete registration %q: %w", label, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	err := s.committer.do(ctx, func(tx *bbolt.Tx) error {
 		r, err := registrationByLabelTx(tx, principalName, label)
 		if err != nil {
@@ -224,10 +224,10 @@ func registrationByLabelTx(tx *bbolt.Tx, principalName, label string) (store.Reg
 
 // PutToken implements store.Store.
 func (s *boltStore) PutToken(ctx context.Context, t store.Token) error {
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return fmt.Errorf("put token: %w", err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	if t.Hash == "" || len(t.Hash) > maxNameLen {
 		return errors.New("put token: hash is empty or too long")
 	}
@@ -246,10 +246,10 @@ func (s *boltStore) PutToken(ctx context.Context, t store.Token) error {
 
 // TokenByHash implements store.Store.
 func (s *boltStore) TokenByHash(ctx context.Context, hash string) (store.Token, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return store.Token{}, fmt.Errorf("get token: %w", err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	var t store.Token
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		if hash == "" {

@@ -14,10 +14,10 @@ import (
 // delivery count and dead-letter record, so the next lease counts 1 and the
 // registration's attempt limit applies anew.
 func (s *boltStore) Requeue(ctx context.Context, principalName string, ids []store.ID) (int, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return 0, fmt.Errorf("requeue events: %w", err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	if len(ids) == 0 {
 		return 0, nil
 	}

@@ -20,10 +20,10 @@ func subscriptionKey(principal, id string) []byte {
 
 // PutSubscription implements store.Store.
 func (s *boltStore) PutSubscription(ctx context.Context, sub store.Subscription) error {
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return fmt.Errorf("put subscription %s: %w", sub.ID, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	if sub.ID == "" || sub.Principal == "" || strings.Contains(sub.Principal, "\x00") {
 		return fmt.Errorf("put subscription %q: id and principal are required", sub.ID)
 	}
@@ -42,10 +42,10 @@ func (s *boltStore) PutSubscription(ctx context.Context, sub store.Subscription)
 
 // DeleteSubscription implements store.Store.
 func (s *boltStore) DeleteSubscription(ctx context.Context, principal, id string) error {
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return fmt.Errorf("delete subscription %s: %w", id, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	err := s.committer.do(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucketSubscriptions))
 		key := subscriptionKey(principal, id)
@@ -62,10 +62,10 @@ func (s *boltStore) DeleteSubscription(ctx context.Context, principal, id string
 
 // Subscriptions implements store.Store.
 func (s *boltStore) Subscriptions(ctx context.Context) ([]store.Subscription, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return nil, fmt.Errorf("list subscriptions: %w", err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	subs := []store.Subscription{}
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket([]byte(bucketSubscriptions)).ForEach(func(_, v []byte) error {

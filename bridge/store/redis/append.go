@@ -78,10 +78,10 @@ return {'first', id}
 // attempt limit.
 func (s *redisStore) Append(ctx context.Context, e store.NewEvent) (store.AppendResult, error) {
 	const what = "append event"
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return store.AppendResult{}, fmt.Errorf("%s: %w", what, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	if err := checkNewEvent(e); err != nil {
 		return store.AppendResult{}, fmt.Errorf("%s: %w", what, err)
 	}

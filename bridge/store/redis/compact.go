@@ -64,10 +64,10 @@ return deleted
 // the next run.
 func (s *redisStore) Compact(ctx context.Context) (int, error) {
 	const what = "compact"
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return 0, fmt.Errorf("%s: %w", what, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	principals, err := s.principals(ctx)
 	if err != nil {
 		return 0, fail(ctx, what, err)

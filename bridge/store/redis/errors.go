@@ -13,9 +13,6 @@ import (
 	"github.com/hookgate/hookgate/bridge/store"
 )
 
-// errClosed is returned by calls made after Close.
-var errClosed = fmt.Errorf("%w: store is closed", store.ErrUnavailable)
-
 // fail wraps err, returned by Redis calls made to do what. An outage or a
 // refused write wraps store.ErrUnavailable, so that ingress answers 503
 // and the provider retries; the end of the caller's context is reported as

@@ -134,10 +134,10 @@ return n
 // attempts.
 func (s *redisStore) Lease(ctx context.Context, principal string, q store.LeaseQuery) (store.LeaseResult, error) {
 	const what = "lease events"
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return store.LeaseResult{}, fmt.Errorf("%s: %w", what, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	limit := q.Limit
 	if limit <= 0 {
 		limit = store.DefaultLeaseLimit
@@ -171,10 +171,10 @@ func (s *redisStore) Lease(ctx context.Context, principal string, q store.LeaseQ
 // the queue: acking again counts nothing.
 func (s *redisStore) Ack(ctx context.Context, principal string, ids []store.ID) (int, error) {
 	const what = "ack events"
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return 0, fmt.Errorf("%s: %w", what, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	if len(ids) == 0 {
 		return 0, nil
 	}
@@ -199,10 +199,10 @@ func (s *redisStore) Ack(ctx context.Context, principal string, ids []store.ID) 
 // Nack implements store.Store.
 func (s *redisStore) Nack(ctx context.Context, principal string, id store.ID, delay time.Duration, reason string) (bool, error) {
 	what := "nack event " + id.String()
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return false, fmt.Errorf("%s: %w", what, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	n, err := s.run(ctx, s.rdb, s.scripts.nack, principal,
 		s.nowMS(), id.String(), max(delay, 0).Milliseconds(), reason, store.DefaultMaxAttempts).Int64()
 	if err != nil {
@@ -217,10 +217,10 @@ func (s *redisStore) Nack(ctx context.Context, principal string, id store.ID, de
 // Pending implements store.Store.
 func (s *redisStore) Pending(ctx context.Context, principal, label string) (int, error) {
 	const what = "count pending events"
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return 0, fmt.Errorf("%s: %w", what, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	n, err := s.run(ctx, s.rdb, s.scripts.pending, principal, label).Int64()
 	if err != nil {
 		return 0, fail(ctx, what, err)

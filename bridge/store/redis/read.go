@@ -72,10 +72,10 @@ func (s *redisStore) DeadLetters(ctx context.Context, principal string, q store.
 }
 
 func (s *redisStore) read(ctx context.Context, what, principal, mode string, q store.Query) ([]store.Event, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	limit := q.Limit
 	if limit <= 0 {
 		limit = store.DefaultReadLimit
@@ -103,10 +103,10 @@ func (s *redisStore) read(ctx context.Context, what, principal, mode string, q s
 // Get implements store.Store.
 func (s *redisStore) Get(ctx context.Context, principal string, id store.ID) (store.Event, error) {
 	what := "get event " + id.String()
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return store.Event{}, fmt.Errorf("%s: %w", what, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	reply, err := s.run(ctx, s.rdb, s.scripts.get, principal, id.String()).Slice()
 	if err != nil {
 		return store.Event{}, fail(ctx, what, err)

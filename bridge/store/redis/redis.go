@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -70,10 +69,8 @@ type redisStore struct {
 	waitReplicas int
 	waitTimeout  time.Duration
 
-	// mu guards closed; inflight counts calls that Close must wait for.
-	mu       sync.RWMutex
-	closed   bool
-	inflight sync.WaitGroup
+	// gate lets Close wait for the calls in flight.
+	gate store.Gate
 }
 
 // scripts are the store's Lua scripts. Each is sent by EVALSHA and sent
@@ -189,39 +186,12 @@ func clientOptions(rawURL string) (*goredis.Options, error) {
 	return o, nil
 }
 
-// enter registers a call that Close must wait for; leave ends it.
-func (s *redisStore) enter() error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return errClosed
-	}
-	s.inflight.Add(1)
-	return nil
-}
-
-func (s *redisStore) leave() { s.inflight.Done() }
-
-// begin checks ctx and enters; every method starts with it, so that a
-// cancelled call changes nothing.
-func (s *redisStore) begin(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.enter()
-}
-
 // Close waits for calls in flight and closes the connections. Calls after
 // Close fail with store.ErrUnavailable; closing twice is not an error.
 func (s *redisStore) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.gate.Close() {
 		return nil
 	}
-	s.closed = true
-	s.mu.Unlock()
-	s.inflight.Wait()
 	if err := s.rdb.Close(); err != nil {
 		return fmt.Errorf("close redis store: %w", err)
 	}
@@ -234,10 +204,10 @@ func (s *redisStore) Close() error {
 // replicas as every write does.
 func (s *redisStore) Ping(ctx context.Context) error {
 	const what = "ping redis store"
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	err := s.write(ctx, func(c goredis.Cmdable) error {
 		return c.Set(ctx, s.keys.global(keyPing), s.now().UTC().Format(time.RFC3339Nano), 0).Err()
 	})

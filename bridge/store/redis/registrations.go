@@ -83,10 +83,10 @@ func (s *redisStore) regsKey(principal string) string { return s.keys.principal(
 // atomically; a global hash maps its ID to the principal for lookups by ID.
 func (s *redisStore) PutRegistration(ctx context.Context, r store.Registration) error {
 	what := fmt.Sprintf("put registration %q", r.ID)
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	if r.ID == "" || r.Principal == "" || r.Label == "" {
 		return fmt.Errorf("%s: id, principal and label are required", what)
 	}
@@ -147,10 +147,10 @@ func (s *redisStore) putRegistration(ctx context.Context, c goredis.Cmdable, r s
 // Registration implements store.Store.
 func (s *redisStore) Registration(ctx context.Context, id string) (store.Registration, error) {
 	what := fmt.Sprintf("get registration %q", id)
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return store.Registration{}, fmt.Errorf("%s: %w", what, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	principal, err := s.rdb.HGet(ctx, s.keys.global(keyRegistrations), id).Result()
 	if isNil(err) {
 		return store.Registration{}, fmt.Errorf("%s: %w", what, store.ErrNotFound)
@@ -175,10 +175,10 @@ func (s *redisStore) Registration(ctx context.Context, id string) (store.Registr
 // RegistrationByLabel implements store.Store.
 func (s *redisStore) RegistrationByLabel(ctx context.Context, principal, label string) (store.Registration, error) {
 	what := fmt.Sprintf("get registration %q", label)
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return store.Registration{}, fmt.Errorf("%s: %w", what, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	r, _, err := s.registrationByLabel(ctx, principal, label)
 	if err != nil {
 		return store.Registration{}, fail(ctx, what, err)
@@ -203,10 +203,10 @@ func (s *redisStore) registrationByLabel(ctx context.Context, principal, label s
 // Registrations implements store.Store.
 func (s *redisStore) Registrations(ctx context.Context, principal string) ([]store.Registration, error) {
 	const what = "list registrations"
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	raws, err := s.run(ctx, s.rdb, s.scripts.registrations, principal).StringSlice()
 	if err != nil {
 		return nil, fail(ctx, what, err)
@@ -229,10 +229,10 @@ func (s *redisStore) Registrations(ctx context.Context, principal string) ([]sto
 // read, changed and written back only if nobody changed it meanwhile.
 func (s *redisStore) DeleteRegistration(ctx context.Context, principal, label string) error {
 	what := fmt.Sprintf("delete registration %q", label)
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	for range casAttempts {
 		r, raw, err := s.registrationByLabel(ctx, principal, label)
 		if err != nil {
@@ -268,10 +268,10 @@ func decodeRegistration(raw string) (store.Registration, error) {
 // PutToken implements store.Store.
 func (s *redisStore) PutToken(ctx context.Context, t store.Token) error {
 	const what = "put token"
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	if t.Hash == "" {
 		return fmt.Errorf("%s: hash is empty", what)
 	}
@@ -291,10 +291,10 @@ func (s *redisStore) PutToken(ctx context.Context, t store.Token) error {
 // TokenByHash implements store.Store.
 func (s *redisStore) TokenByHash(ctx context.Context, hash string) (store.Token, error) {
 	const what = "get token"
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return store.Token{}, fmt.Errorf("%s: %w", what, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	if hash == "" {
 		return store.Token{}, fmt.Errorf("%s: %w", what, store.ErrNotFound)
 	}

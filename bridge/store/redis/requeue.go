@@ -44,10 +44,10 @@ return {n}
 // work, and losing it in a failover would silently drop that work.
 func (s *redisStore) Requeue(ctx context.Context, principal string, ids []store.ID) (int, error) {
 	const what = "requeue events"
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return 0, fmt.Errorf("%s: %w", what, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	if len(ids) == 0 {
 		return 0, nil
 	}

@@ -21,10 +21,10 @@ func subscriptionField(principal, id string) string { return principal + "\x00" 
 // hash because delivery workers list them all at startup.
 func (s *redisStore) PutSubscription(ctx context.Context, sub store.Subscription) error {
 	what := fmt.Sprintf("put subscription %q", sub.ID)
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	if sub.ID == "" || sub.Principal == "" || strings.Contains(sub.Principal, "\x00") {
 		return fmt.Errorf("%s: id and principal are required", what)
 	}
@@ -44,10 +44,10 @@ func (s *redisStore) PutSubscription(ctx context.Context, sub store.Subscription
 // DeleteSubscription implements store.Store.
 func (s *redisStore) DeleteSubscription(ctx context.Context, principal, id string) error {
 	what := fmt.Sprintf("delete subscription %q", id)
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	err := s.write(ctx, func(c goredis.Cmdable) error {
 		n, err := c.HDel(ctx, s.keys.global(keySubscriptions), subscriptionField(principal, id)).Result()
 		if err == nil && n == 0 {
@@ -64,10 +64,10 @@ func (s *redisStore) DeleteSubscription(ctx context.Context, principal, id strin
 // Subscriptions implements store.Store, ordered by principal and ID.
 func (s *redisStore) Subscriptions(ctx context.Context) ([]store.Subscription, error) {
 	const what = "list subscriptions"
-	if err := s.begin(ctx); err != nil {
+	if err := s.gate.Enter(ctx); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	defer s.leave()
+	defer s.gate.Leave()
 	all, err := s.rdb.HGetAll(ctx, s.keys.global(keySubscriptions)).Result()
 	if err != nil {
 		return nil, fail(ctx, what, err)
