@@ -25,6 +25,10 @@ const maxCallbackResponse = 64 << 10
 // still exists.
 const aliveCheckEvery = 30 * time.Second
 
+// errOversized marks an occurrence that cannot be made to fit in
+// maxWebhookBody.
+var errOversized = errors.New("occurrence too large for a webhook body")
+
 // errSubscriptionEnded stops a worker whose subscription was unsubscribed,
 // expired or terminated.
 var errSubscriptionEnded = errors.New("webhook subscription ended")
@@ -71,11 +75,18 @@ func (s *webhookSub) deliver(ctx context.Context, e store.Event) error {
 		return err
 	}
 	body, msgID, err := webhookBody(e)
-	if err != nil {
+	switch {
+	case errors.Is(err, errOversized):
+		// Cannot happen with the store's bounds; if it did, retrying
+		// would stall the subscription for good.
+		x := s.w.x
+		x.opts.Logger.Warn("events: event too large for a webhook, skipped", "principal", s.principal, "id", s.id, "event", e.ID.String(), "err", err)
+	case err != nil:
 		return err
-	}
-	if err := s.attempts(ctx, msgID, body); err != nil {
-		return err
+	default:
+		if err := s.attempts(ctx, msgID, body); err != nil {
+			return err
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -105,13 +116,24 @@ func webhookBody(e store.Event) ([]byte, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("encode occurrence %s: %w", e.ID, err)
 	}
-	if len(body) > maxWebhookBody {
-		if o, err = withoutPayload(o, e); err != nil {
+	// Too big: first without the payload; if still too big, also without
+	// the provider's type, the one other field read from the provider's
+	// request (up to the ingress limit). What is left is bounded (labels,
+	// provider names and provider event IDs are short), so every event
+	// gets a POST, and the client reads what was left out by resource URI.
+	for _, dropType := range []bool{false, true} {
+		if len(body) <= maxWebhookBody {
+			break
+		}
+		if o, err = withoutPayload(o, e, dropType); err != nil {
 			return nil, "", err
 		}
 		if body, err = json.Marshal(o); err != nil {
 			return nil, "", fmt.Errorf("encode occurrence %s: %w", e.ID, err)
 		}
+	}
+	if len(body) > maxWebhookBody {
+		return nil, "", fmt.Errorf("%w: occurrence %s is %d bytes without its payload", errOversized, e.ID, len(body))
 	}
 	return body, o.EventID, nil
 }
