@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench.sh: run hookgate's benchmarks and write BENCHMARKS.md at the repo root.
 #
-# The benchmarks (server/bench_test.go, server/bench_push_test.go) start the
+# The benchmarks (server/bench_test.go, server/bench_push_test.go,
+# server/bench_events_test.go) start the
 # real binary and drive it over loopback; each does its fixed-length measurement once, so they run
 # with -benchtime 1x. The store's own micro-benchmarks in bridge/store/bolt
 # run in the same command. The report holds the machine, the command, a
@@ -84,6 +85,8 @@ metrics_cost=$(metric BenchmarkIngestMetricsCost metrics_on_vs_off)
 sse_p99=$(metric BenchmarkPushLatency sse_p99_ms)
 mcp2025_p99=$(metric BenchmarkPushLatency mcp2025_p99_ms)
 mcp2026_p99=$(metric BenchmarkPushLatency mcp2026_p99_ms)
+ev_rate=$(metric BenchmarkEventsWebhook delivered/s)
+ev_p99=$(metric BenchmarkEventsWebhook webhook_p99_ms)
 fan_n=$(metric BenchmarkPushFanout10k subscribers)
 fan_kib=$(metric BenchmarkPushFanout10k KiB/subscriber)
 
@@ -165,6 +168,8 @@ mem_total=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 	echo "| **Redis ingest ratio to XADD**, one / two replicas | **$(num '%.3f' "$(metric BenchmarkRedisIngest one_ratio_vs_xadd)")× / $(num '%.3f' "$(metric BenchmarkRedisIngest two_ratio_vs_xadd)")×** | | |"
 	echo "| Redis ingest latency, one / two replicas, p50 / p99 | $(num '%.2f' "$(metric BenchmarkRedisIngest one_p50_ms)") / $(num '%.2f' "$(metric BenchmarkRedisIngest one_p99_ms)"); $(num '%.2f' "$(metric BenchmarkRedisIngest two_p50_ms)") / $(num '%.2f' "$(metric BenchmarkRedisIngest two_p99_ms)") ms | | |"
 	echo "| **cross-replica push** on Redis at 200 events/s: POST's 2xx on replica A → event at an SSE client on replica B, p50 / p99 (early: % before the 2xx) | **$(num '%.2f' "$(metric BenchmarkRedisCrossReplicaPush cross_p50_ms)") / $(num '%.2f' "$(metric BenchmarkRedisCrossReplicaPush cross_p99_ms)")** ms ($(num '%.1f' "$(metric BenchmarkRedisCrossReplicaPush early_%)") % early) | | |"
+	echo "| **MCP Events webhook delivery rate** to a loopback callback (one subscription draining a 5,000-event backlog in $(num '%.2f' "$(metric BenchmarkEventsWebhook drain_s)") s; the receiver verifies every signature); the same receiver taking sequential signed POSTs from one keep-alive connection; ratio | **$(num '%.0f' "$ev_rate")** events/s; $(num '%.0f' "$(metric BenchmarkEventsWebhook bare_post/s)") req/s; $(num '%.3f' "$(metric BenchmarkEventsWebhook delivery_vs_bare)")×; hookgate CPU $(num '%.0f' "$(metric BenchmarkEventsWebhook server_cpu_us/delivery)") µs/delivery | | |"
+	echo "| **MCP Events webhook latency** at $(num '%.0f' "$(metric BenchmarkEventsWebhook events/s)") events/s, POST's 2xx → callback receives the signed event, p50 / **p99**; bare loopback round trip in the same run, p50 / p99; p99 ratio | $(num '%.2f' "$(metric BenchmarkEventsWebhook webhook_p50_ms)") / **$(num '%.2f' "$ev_p99")** ms; $(num '%.2f' "$(metric BenchmarkEventsWebhook bare_rtt_p50_ms)") / $(num '%.2f' "$(metric BenchmarkEventsWebhook bare_rtt_p99_ms)") ms; $(num '%.1f' "$(metric BenchmarkEventsWebhook p99_vs_bare_rtt)")× | | |"
 	echo
 	echo "## How it is measured"
 	echo
@@ -237,6 +242,18 @@ mem_total=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 	echo "  judged as: the stuck phase's p99 is at most 1.5 × the larger of the two"
 	echo "  clean phases' p99. RssAnon is hookgate's heap and stacks; the rest of"
 	echo "  VmRSS is the bbolt file mapping, which grows with the store."
+	echo "- **MCP Events webhooks** (\`BenchmarkEventsWebhook\`): the binary with"
+	echo "  \`--events-allow-local-callbacks\`, a callback receiver in the benchmark"
+	echo "  process that verifies every request with the Standard Webhooks library."
+	echo "  Rate: 5,000 events are stored, then \`events/subscribe\` with a cursor"
+	echo "  before them drains the backlog; rate = events after the first ÷ (last"
+	echo "  arrival − first arrival). Baseline: the same handler taking 5,000 signed"
+	echo "  POSTs of a delivered body one after another over one keep-alive"
+	echo "  connection (a subscription's deliveries are sequential). Latency: signed"
+	echo "  webhooks posted open loop at 1,000/s, two rounds of a 5 s bare phase (the"
+	echo "  bare server's round trip) and a 5 s events phase; latency is the arrival"
+	echo "  at the callback minus the POST's 2xx, in one clock (negative values kept,"
+	echo "  as for push). Every event must arrive exactly once, in ID order."
 	echo
 	echo "## Raw output"
 	echo

@@ -130,6 +130,27 @@ func TestEventsConformanceDelivery(t *testing.T) {
 		if o["data"].(map[string]any)["payload"] != nil || meta["hookgate/payloadOmitted"] != true || !strings.HasSuffix(meta["hookgate/resourceUri"].(string), hid.String()) {
 			t.Errorf("oversized occurrence: %v", meta)
 		}
+		// The provider's type and ID come from the body or a header, up to
+		// the ingress limit: without the payload they can still be too big.
+		huge := strings.Repeat("t", 300<<10)
+		hid = env.publish("alice", "d39", huge, strings.Repeat("i", 1000), `{"small":true}`)
+		d = rc.waitDeliveries(2)[1]
+		if len(d.body) > 256<<10 {
+			t.Fatalf("body of %d bytes for an event with a huge type and provider ID", len(d.body))
+		}
+		o = occurrenceOf(t, d)
+		if hookgateID(t, o) != hid.String() || o["eventId"] != hid.String() || d.header.Get("webhook-id") != hid.String() {
+			t.Errorf("summary of %s: eventId %v, webhook-id %q", hid, o["eventId"], d.header.Get("webhook-id"))
+		}
+		data := o["data"].(map[string]any)
+		for _, k := range []string{"id", "label", "source", "type", "providerEventId", "receivedAt", "verified", "deliveryCount", "payload"} {
+			if _, ok := data[k]; !ok {
+				t.Errorf("summary lacks data.%s (payloadSchema requires it)", k)
+			}
+		}
+		if meta := o["_meta"].(map[string]any); meta["hookgate/payloadOmitted"] != true || !strings.HasSuffix(meta["hookgate/resourceUri"].(string), hid.String()) {
+			t.Errorf("summary _meta %v", meta)
+		}
 	})
 	t.Run("40 three events, three POSTs, in order", func(t *testing.T) {
 		rc, _ := subscribed(t, "d40", nil, nil)
@@ -335,6 +356,61 @@ func TestEventsConformanceUnsubscribe(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+func TestEventsConformanceUnsubscribeCancelsRetries(t *testing.T) {
+	// 44, queued retries: the receiver holds the first attempt until the
+	// unsubscribe has returned, then answers 500. A retry would follow
+	// RetryDelay (50 ms) later; none may come.
+	env := newEventsEnv(t, func(o *subscribe.EventsOptions) { o.RetryDelay = 50 * time.Millisecond })
+	env.register("alice", "orders")
+	release := make(chan struct{})
+	rc := newReceiver(t, answerFor(func(received) int {
+		<-release
+		return 500
+	}))
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	env.mustCall(alice, "events/subscribe", subParams("orders", nil, rc.url("/r"), newSecret(32)))
+	env.publish("alice", "orders", "doomed", "", "")
+	rc.waitDeliveries(1)
+	env.mustCall(alice, "events/unsubscribe", map[string]any{"name": "orders", "arguments": map[string]any{}, "delivery": map[string]any{"url": rc.url("/r")}})
+	close(release)
+	// Ten retry delays without a second attempt.
+	if err := waitFor(500*time.Millisecond, func() bool { return len(rc.deliveries()) > 1 }); err == nil {
+		t.Errorf("%d attempts: a retry was sent after unsubscribe", len(rc.deliveries()))
+	}
+}
+
+// TestEventsCursorStoredWhenCaughtUp: the delivery cursor is stored in
+// batches, but once the worker has caught up the store has it, past the
+// last event delivered and past events the filter skipped, so a crash
+// while idle repeats nothing.
+func TestEventsCursorStoredWhenCaughtUp(t *testing.T) {
+	env := newEventsEnv(t, nil)
+	env.register("alice", "orders")
+	rc := newReceiver(t, nil)
+	env.mustCall(alice, "events/subscribe", subParams("orders", map[string]any{"type": "wanted"}, rc.url("/c"), newSecret(32)))
+	stored := func() string {
+		subs, err := env.store.Subscriptions(context.Background())
+		if err != nil || len(subs) != 1 {
+			t.Fatalf("subscriptions %v, %v", subs, err)
+		}
+		return subs[0].Cursor.String()
+	}
+	for i := range 20 {
+		env.publish("alice", "orders", "wanted", "", `{"n":`+strconv.Itoa(i)+`}`)
+	}
+	last := env.publish("alice", "orders", "unwanted", "", "")
+	rc.waitDeliveries(20)
+	if err := waitFor(5*time.Second, func() bool { return stored() == last.String() }); err != nil {
+		t.Errorf("stored cursor %s, want %s (the last event, filtered out) once caught up", stored(), last)
 	}
 }
 

@@ -61,15 +61,22 @@ func occurrenceID(e store.Event) string {
 }
 
 // withoutPayload is o with data.payload replaced by null, for occurrences
-// too large for a webhook body; _meta names the resource to read instead.
-func withoutPayload(o occurrence, e store.Event) (occurrence, error) {
+// too large for a webhook body, and with dropType data.type replaced by ""
+// too; _meta says so and names the resource to read instead.
+func withoutPayload(o occurrence, e store.Event, dropType bool) (occurrence, error) {
 	e.Payload = json.RawMessage("null")
+	if dropType {
+		e.Type = ""
+	}
 	small, err := newOccurrence(e)
 	if err != nil {
 		return occurrence{}, err
 	}
 	small.Cursor = o.Cursor
 	small.Meta["hookgate/payloadOmitted"] = true
+	if dropType {
+		small.Meta["hookgate/typeOmitted"] = true
+	}
 	small.Meta["hookgate/resourceUri"] = WebhookURI(e.Label) + "/events/" + e.ID.String()
 	return small, nil
 }

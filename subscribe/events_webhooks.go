@@ -96,7 +96,8 @@ func (w *webhooks) wait() { w.workers.Wait() }
 func (w *webhooks) launch(s *webhookSub) {
 	ctx, cancel := context.WithCancel(w.x.stopping)
 	s.cancel, s.done = cancel, make(chan struct{})
-	s.mu.Lock() // expire may run at once, and takes s.mu first
+	s.mu.Lock()                                         // expire may run at once, and takes s.mu first
+	s.savedCursor, s.savedAt = s.cursor, w.x.opts.Now() // launched from the store, or just stored
 	s.expiry = time.AfterFunc(s.expiresAt.Sub(w.x.opts.Now()), s.expire)
 	s.mu.Unlock()
 	w.subs[subKey{s.principal, s.id}] = s
@@ -227,7 +228,10 @@ type webhookSub struct {
 
 	mu           sync.Mutex
 	rec          webhookRecord
-	cursor       store.ID // the last event delivered or abandoned
+	cursor       store.ID // the last event delivered, abandoned or filtered out
+	savedCursor  store.ID // the cursor as last stored
+	savedAt      time.Time
+	unsaved      int // events the cursor moved past since it was stored
 	expiresAt    time.Time
 	expiry       *time.Timer
 	ended        bool
@@ -290,6 +294,7 @@ func (s *webhookSub) refresh(ctx context.Context, secret string, expiresAt time.
 		s.rec, s.expiresAt = prev, prevExpiry
 		return fmt.Errorf("save subscription %s: %w", s.id, err)
 	}
+	s.savedCursor, s.savedAt, s.unsaved = s.cursor, now, 0
 	s.expiry.Reset(expiresAt.Sub(now))
 	return nil
 }

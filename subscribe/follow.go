@@ -42,6 +42,10 @@ type Follower struct {
 	// stream can prove it is alive through proxies with idle timeouts.
 	Heartbeat time.Duration
 	Idle      func() error
+	// CaughtUp, when set, is called each time a read finds nothing new,
+	// before waiting: a sink that batches work (such as saving its
+	// cursor) finishes it there.
+	CaughtUp func() error
 }
 
 // Run delivers events until ctx ends or deliver (or Idle) fails, and returns
@@ -68,6 +72,11 @@ func (f *Follower) Run(ctx context.Context, deliver func(store.Event) error) err
 		}
 		if len(events) > 0 {
 			continue // there may be more behind this batch
+		}
+		if f.CaughtUp != nil {
+			if err := f.CaughtUp(); err != nil {
+				return err
+			}
 		}
 		select {
 		case <-woken:
