@@ -145,6 +145,10 @@ func Open(ctx context.Context, rawURL string, opts Options) (store.Store, error)
 }
 
 // clientOptions parses rawURL and fills in the settings the URL leaves out.
+// defaultPoolSize is the least number of connections a store keeps to
+// Redis when the URL does not say (pool_size=).
+const defaultPoolSize = 128
+
 func clientOptions(rawURL string) (*goredis.Options, error) {
 	o, err := goredis.ParseURL(rawURL)
 	if err != nil {
@@ -178,6 +182,14 @@ func clientOptions(rawURL string) (*goredis.Options, error) {
 	// One dial per attempt: go-redis would otherwise redial five times
 	// before reporting a Redis that is down.
 	o.DialerRetries = 1
+	// A webhook's append waits for its fsync (appendfsync always), and Redis
+	// fsyncs once per batch of the commands it has read: the more appends
+	// in flight, the more share one fsync. go-redis's default pool (10 per
+	// CPU) caps that batch well below the concurrent webhooks a gateway
+	// sees.
+	if !q.Has("pool_size") {
+		o.PoolSize = max(o.PoolSize, defaultPoolSize)
+	}
 	// Let the caller's deadline bound each call, not only the timeouts.
 	o.ContextTimeoutEnabled = true
 	if o.ClientName == "" {
