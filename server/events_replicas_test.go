@@ -230,9 +230,10 @@ func (r *dualReceiver) waitFor(t *testing.T, what string, cond func(got []string
 	}
 }
 
-// storedSubscription reads a subscription's record and cursor straight
-// from Redis, as the store keeps them (see bridge/store/redis).
-func storedSubscription(t *testing.T, rdb *goredis.Client, id string) (rec map[string]any, cursor string, found bool) {
+// storedSubscription reads a subscription's record, cursor and claim
+// ("<until ms> <owner>") straight from Redis, as the store keeps them (see
+// bridge/store/redis).
+func storedSubscription(t *testing.T, rdb *goredis.Client, id string) (rec map[string]any, cursor, claim string, found bool) {
 	t.Helper()
 	all, err := rdb.HGetAll(context.Background(), "hookgate:subscriptions").Result()
 	if err != nil {
@@ -250,9 +251,12 @@ func storedSubscription(t *testing.T, rdb *goredis.Client, id string) (rec map[s
 			if strings.HasSuffix(field, "\x00cursor") {
 				cursor = raw
 			}
+			if strings.HasSuffix(field, "\x00claim") {
+				claim = raw
+			}
 		}
 	}
-	return rec, cursor, found
+	return rec, cursor, claim, found
 }
 
 // TestEventsReplicasRefreshAndUnsubscribe: a subscription made and
@@ -262,7 +266,8 @@ func storedSubscription(t *testing.T, rdb *goredis.Client, id string) (rec map[s
 // deliveries carry both signatures. Then an unsubscribe on B stops A's
 // deliveries: nothing POSTed afterwards reaches the callback, while another
 // subscription on A gets all of it, and the subscription is not brought
-// back by A.
+// back by A. Last, A stops gracefully: it releases its claims, and B
+// delivers the other subscription from where A stopped, repeating nothing.
 func TestEventsReplicasRefreshAndUnsubscribe(t *testing.T) {
 	rs := redistest.Start(t)
 	a, b := startEventReplicas(t, rs, []string{"--log-level", "info"}, nil)
@@ -273,7 +278,7 @@ func TestEventsReplicasRefreshAndUnsubscribe(t *testing.T) {
 	rc := newDualReceiver(t, oldSecret, newSecret)
 	witness := newWebhookReceiver(t, oldSecret, nil)
 	sub := mustSubscribe(t, a, "orders", rc.srv.URL+"/hook", oldSecret, nil)
-	mustSubscribe(t, a, "orders", witness.srv.URL+"/hook", oldSecret, nil)
+	witnessID := mustSubscribe(t, a, "orders", witness.srv.URL+"/hook", oldSecret, nil)["id"].(string)
 	id := sub["id"].(string)
 
 	p := &alternating{t: t, bases: []string{a.url, b.url}, regID: reg["id"].(string), secret: reg["secret"].(string)}
@@ -305,7 +310,7 @@ func TestEventsReplicasRefreshAndUnsubscribe(t *testing.T) {
 	last := want[len(want)-1]
 	deadline := time.Now().Add(replicaWait)
 	for {
-		rec, cursor, _ := storedSubscription(t, rdb, id)
+		rec, cursor, _, _ := storedSubscription(t, rdb, id)
 		data, _ := rec["data"].(map[string]any)
 		secrets, _ := data["secrets"].([]any)
 		first, _ := secrets[0].(map[string]any)
@@ -339,7 +344,19 @@ func TestEventsReplicasRefreshAndUnsubscribe(t *testing.T) {
 	if got, _, _ := rc.snapshot(); len(got) != len(want) {
 		t.Fatalf("%d deliveries after the unsubscribe on B, want none: %v", len(got)-len(want), got[len(want):])
 	}
-	if _, _, found := storedSubscription(t, rdb, id); found {
+	if _, _, _, found := storedSubscription(t, rdb, id); found {
 		t.Fatal("the unsubscribed subscription is back in the store")
 	}
+
+	// A stops gracefully: it saves the witness's cursor and releases its
+	// claim, and B goes on from there without repeating anything.
+	_, _, claim, _ := storedSubscription(t, rdb, witnessID)
+	_, ownerA, _ := strings.Cut(claim, " ")
+	a.stop()
+	if _, _, claim, _ := storedSubscription(t, rdb, witnessID); strings.HasSuffix(claim, " "+ownerA) {
+		t.Fatalf("A (%s) still holds the claim %q after a graceful stop", ownerA, claim)
+	}
+	p.bases = []string{b.url}
+	all := slices.Concat(want, after, p.post(20_000, 30, 2))
+	checkOnce(t, "witness across A's graceful stop", witness.waitAccepted(len(all), replicaWait), all)
 }

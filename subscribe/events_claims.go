@@ -66,6 +66,9 @@ func (w *webhooks) supervise() {
 func (w *webhooks) sweep(ctx context.Context) error {
 	// Renew first, so that a slow listing cannot let claims run out.
 	for _, s := range w.live() {
+		if w.x.stopping.Err() != nil {
+			return nil
+		}
 		w.renew(ctx, s)
 	}
 	stored, err := w.x.opts.Log.Subscriptions(ctx)
@@ -75,6 +78,8 @@ func (w *webhooks) sweep(ctx context.Context) error {
 	now := w.x.opts.Now()
 	for _, st := range stored {
 		switch {
+		case w.x.stopping.Err() != nil:
+			return nil
 		case w.lookup(st.Principal, st.ID) != nil:
 			continue // ours, renewed above
 		case !st.ExpiresAt.After(now):
@@ -132,7 +137,10 @@ func (w *webhooks) claimAndStart(ctx context.Context, principal, id string) {
 		w.x.opts.Logger.Warn("events: claim subscription", "principal", principal, "id", id, "err", err)
 		return
 	}
-	if _, err := w.adopt(st); err != nil && !errors.Is(err, errShuttingDown) {
+	if _, err := w.adopt(st); err != nil {
+		// Unreadable, or shutting down: leave it to another replica.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.x.opts.CallbackTimeout)
+		defer cancel()
 		w.release(ctx, principal, id)
 	}
 }
@@ -195,12 +203,13 @@ func (w *webhooks) drop(s *webhookSub, why string) {
 	}
 }
 
-// refreshStored applies a repeated subscribe to a subscription this
-// replica does not deliver but the store has (it was created on another
-// replica). If its claim is free this replica takes it over and delivers
-// it; otherwise only the record is updated, keeping the stored cursor, and
-// the replica holding the claim picks the change up at its next renewal.
-// found is false if the store has no live subscription with that key.
+// refreshStored applies a repeated subscribe to a subscription the store
+// has. It starts from the stored record, which a refresh on another
+// replica may have changed. If this replica delivers it, or its claim is
+// free, this replica (goes on to) deliver it; otherwise only the record is
+// updated, keeping the stored cursor, and the replica holding the claim
+// picks the change up at its next renewal. found is false if the store has
+// no live subscription with that key (or it ended meanwhile).
 func (w *webhooks) refreshStored(ctx context.Context, principal, id, secret string, expiresAt time.Time) (s *webhookSub, found bool, err error) {
 	st, ok, err := w.x.opts.Log.ClaimSubscription(ctx, principal, id, w.owner, w.x.opts.ClaimTTL)
 	switch {
@@ -221,10 +230,17 @@ func (w *webhooks) refreshStored(ctx context.Context, principal, id, secret stri
 			w.release(ctx, principal, id)
 			return nil, false, err
 		}
+		s.apply(st) // if it was already delivered here
 	} else if s, err = w.fromStored(st); err != nil {
 		return nil, false, err
 	}
-	return s, true, s.refresh(ctx, secret, expiresAt)
+	switch err := s.refresh(ctx, secret, expiresAt); {
+	case errors.Is(err, errSubscriptionEnded):
+		return nil, false, nil // unsubscribed or expired meanwhile: a new one
+	case err != nil:
+		return nil, false, err
+	}
+	return s, true, nil
 }
 
 // apply takes what the store holds for s (written by a refresh on another
@@ -252,6 +268,9 @@ func (s *webhookSub) apply(st store.Subscription) {
 func (s *webhookSub) releaseOnStop() {
 	if s.isEnded() {
 		return
+	}
+	if s.w.supervising.Load() {
+		<-s.w.superDone // no renewal may take the claim back after this
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.w.x.opts.CallbackTimeout)
 	defer cancel()

@@ -99,15 +99,8 @@ func (h *eventsHandlers) subscribe(ctx context.Context, _ *mcp.ServerSession, p 
 	now := x.opts.Now()
 	expiresAt := now.Add(ttl)
 
-	if s := x.webhooks.lookup(h.principal, id); s != nil {
-		if err := s.refresh(ctx, p.Delivery.Secret, expiresAt); err == nil {
-			return h.subscribed(p.Meta, s, true), nil
-		} else if !errors.Is(err, errSubscriptionEnded) {
-			return nil, err
-		}
-	}
-	// A refresh of a subscription another replica created (and may be
-	// delivering): the store has it.
+	// A refresh: the store has the subscription, whichever replica created
+	// it or delivers it.
 	if s, found, err := x.webhooks.refreshStored(ctx, h.principal, id, p.Delivery.Secret, expiresAt); err != nil {
 		return nil, err
 	} else if found {

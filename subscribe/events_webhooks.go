@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookgate/hookgate/bridge/store"
@@ -52,12 +53,17 @@ type webhooks struct {
 	subs    map[subKey]*webhookSub
 	bad     map[subKey]bool // unreadable subscriptions already logged
 	workers sync.WaitGroup
+
+	// supervising is set once the supervisor runs; superDone closes when
+	// it has stopped, so that no renewal follows a release at Shutdown.
+	supervising atomic.Bool
+	superDone   chan struct{}
 }
 
 type subKey struct{ principal, id string }
 
 func newWebhooks(x *Events) *webhooks {
-	return &webhooks{x: x, owner: "replica_" + randomToken(), subs: make(map[subKey]*webhookSub), bad: make(map[subKey]bool)}
+	return &webhooks{x: x, owner: "replica_" + randomToken(), subs: make(map[subKey]*webhookSub), bad: make(map[subKey]bool), superDone: make(chan struct{})}
 }
 
 // start claims and starts delivering every stored subscription no other
@@ -67,7 +73,11 @@ func (w *webhooks) start(ctx context.Context) error {
 	if err := w.sweep(ctx); err != nil {
 		return err
 	}
-	w.workers.Go(w.supervise)
+	w.supervising.Store(true)
+	w.workers.Go(func() {
+		defer close(w.superDone)
+		w.supervise()
+	})
 	return nil
 }
 
