@@ -165,27 +165,49 @@ func (s *boltStore) SaveSubscriptionCursor(ctx context.Context, principal, id, o
 	}
 	defer s.gate.Leave()
 	key := subscriptionKey(principal, id)
-	err := s.committer.do(ctx, func(tx *bbolt.Tx) error {
-		b := tx.Bucket([]byte(bucketSubscriptions))
+	// check reports errDone when there is nothing to write.
+	check := func(b *bbolt.Bucket) (store.Subscription, error) {
 		sub, found, err := decodeSubscription(b.Get(key))
 		switch {
 		case err != nil:
-			return err
+			return sub, err
 		case !found:
-			return store.ErrNotFound
+			return sub, store.ErrNotFound
 		case s.claims.get(string(key)).owner != owner:
-			return store.ErrNotOwner
+			return sub, store.ErrNotOwner
 		case sub.Cursor.Compare(cursor) >= 0:
-			return nil
+			return sub, errDone
 		}
-		sub.Cursor = cursor
-		return putSubscription(b, key, sub)
+		return sub, nil
+	}
+	// A read transaction first: a save that changes nothing (a worker
+	// checking it still holds the claim) costs no commit.
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		_, err := check(tx.Bucket([]byte(bucketSubscriptions)))
+		return err
 	})
+	if err == nil {
+		err = s.committer.do(ctx, func(tx *bbolt.Tx) error {
+			b := tx.Bucket([]byte(bucketSubscriptions))
+			sub, err := check(b)
+			if err != nil {
+				return err
+			}
+			sub.Cursor = cursor
+			return putSubscription(b, key, sub)
+		})
+	}
+	if errors.Is(err, errDone) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("save cursor of subscription %s: %w", id, err)
 	}
 	return nil
 }
+
+// errDone stops a transaction that has nothing to write.
+var errDone = errors.New("nothing to write")
 
 // decodeSubscription decodes a stored subscription; found is false for nil.
 func decodeSubscription(v []byte) (store.Subscription, bool, error) {
