@@ -37,6 +37,7 @@ type Config struct {
 	EventsProfile             string        // chatgpt or sep: error codes and behaviours where the texts differ
 	EventsAllowLocalCallbacks bool          // accept http:// and loopback webhook callback URLs (tests, local use)
 	EventsRetryDelay          time.Duration // first retry of a failed webhook delivery; later ones wait 5x longer
+	EventsClaimTTL            time.Duration // how long a replica's claim on delivering a webhook subscription lasts unrenewed; 0 means 15s
 
 	// RedisWaitReplicas, if positive, makes each write to Redis wait until
 	// that many Redis replicas acknowledge it (WAIT) before hookgate
@@ -90,6 +91,9 @@ func (c Config) Validate() error {
 	if c.EventsRetryDelay <= 0 {
 		return errors.New("--events-retry-delay must be positive")
 	}
+	if c.EventsClaimTTL < 0 {
+		return errors.New("--events-claim-ttl must not be negative")
+	}
 	switch c.LogFormat {
 	case "text", "json":
 	default:
@@ -121,6 +125,7 @@ func ServeFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.EventsProfile, "events-profile", c.EventsProfile, "MCP Events profile: chatgpt (sketch error codes, idempotent unsubscribe) or sep (SEP-3415 codes and behaviour)")
 	fs.BoolVar(&c.EventsAllowLocalCallbacks, "events-allow-local-callbacks", c.EventsAllowLocalCallbacks, "accept http:// and loopback MCP Events webhook callback URLs (tests and local use only)")
 	fs.DurationVar(&c.EventsRetryDelay, "events-retry-delay", c.EventsRetryDelay, "wait before the first retry of a failed MCP Events webhook delivery; each later retry waits 5x longer, 6 attempts in all")
+	fs.DurationVar(&c.EventsClaimTTL, "events-claim-ttl", c.EventsClaimTTL, "with several replicas: how long one replica's claim on delivering an MCP Events webhook subscription lasts unrenewed; another replica takes over a dead one's within about 4/3 of it (default 15s)")
 }
 
 // ParseFlags parses args into fs, then fills each flag not given on the

@@ -153,6 +153,7 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 		Profile:             subscribe.EventsProfile(cfg.EventsProfile),
 		AllowLocalCallbacks: cfg.EventsAllowLocalCallbacks,
 		RetryDelay:          cfg.EventsRetryDelay,
+		ClaimTTL:            cfg.EventsClaimTTL,
 		Logger:              logger,
 	})
 	if err == nil {

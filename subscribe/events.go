@@ -53,6 +53,8 @@ type EventsStore interface {
 	PutSubscription(ctx context.Context, s store.Subscription) error
 	DeleteSubscription(ctx context.Context, principal, id string) error
 	Subscriptions(ctx context.Context) ([]store.Subscription, error)
+	ClaimSubscription(ctx context.Context, principal, id, owner string, ttl time.Duration) (store.Subscription, bool, error)
+	SaveSubscriptionCursor(ctx context.Context, principal, id, owner string, cursor store.ID) error
 }
 
 // EventsOptions configures Events. Zero durations and counts mean the
@@ -101,6 +103,12 @@ type EventsOptions struct {
 	VerifyFor time.Duration
 	// MaxSubscriptions caps a principal's webhook subscriptions; default 100.
 	MaxSubscriptions int
+	// ClaimTTL is how long a replica's claim on delivering a webhook
+	// subscription lasts unless renewed; default 15 s. Each replica renews
+	// its claims and takes over free or expired ones every ClaimTTL/3, so a
+	// replica that dies without Shutdown has its subscriptions taken over
+	// within about ClaimTTL plus ClaimTTL/3.
+	ClaimTTL time.Duration
 }
 
 func (o *EventsOptions) setDefaults() {
@@ -124,6 +132,7 @@ func (o *EventsOptions) setDefaults() {
 	setDefault(&o.SecretGrace, time.Hour)
 	setDefault(&o.VerifyFor, 24*time.Hour)
 	setDefault(&o.MaxSubscriptions, 100)
+	setDefault(&o.ClaimTTL, 15*time.Second)
 }
 
 func setDefault[T int | time.Duration](v *T, def T) {
@@ -205,15 +214,17 @@ func (x *Events) Configure(principal string, s *mcp.Server) {
 	s.AddReceivingMiddleware(x.advertise, h.watchRegistrations)
 }
 
-// Start resumes delivery of every stored webhook subscription; expired
-// ones are deleted. ctx bounds only the loading.
+// Start resumes delivery of every stored webhook subscription that no other
+// replica delivers (see ClaimTTL); expired ones are deleted. ctx bounds only
+// the loading; from then on a supervisor keeps claiming until Shutdown.
 func (x *Events) Start(ctx context.Context) error {
 	return x.webhooks.start(ctx)
 }
 
 // Shutdown ends every events/stream with its final result and stops the
 // delivery workers; an attempt in flight finishes (within CallbackTimeout)
-// and its cursor is saved, so a graceful restart delivers nothing twice.
+// and its cursor is saved, so a graceful restart delivers nothing twice,
+// and then each claim is released, so another replica takes over at once.
 // It waits until ctx ends.
 func (x *Events) Shutdown(ctx context.Context) error {
 	x.mu.Lock()

@@ -56,11 +56,12 @@ var errSubscriptionEnded = errors.New("webhook subscription ended")
 // which receivers deduplicate on.
 func (s *webhookSub) run(ctx context.Context) {
 	defer close(s.done)
+	defer s.releaseOnStop()
 	defer s.saveCursor(ctx, true)
 	x := s.w.x
 	for ctx.Err() == nil {
 		s.mu.Lock()
-		f := &Follower{Log: x.opts.Log, Wake: x.opts.Wake, Principal: s.principal, Label: s.rec.Name, After: s.cursor, Heartbeat: aliveCheckEvery}
+		f := &Follower{Log: claimChecked{x.opts.Log, s}, Wake: x.opts.Wake, Principal: s.principal, Label: s.rec.Name, After: s.cursor, Heartbeat: aliveCheckEvery}
 		s.mu.Unlock()
 		f.Idle = func() error { return s.checkAlive(ctx) }
 		f.CaughtUp = func() error { s.saveCursor(ctx, true); return nil }
@@ -91,6 +92,9 @@ func (s *webhookSub) deliver(ctx context.Context, e store.Event) error {
 	if err := s.checkAlive(ctx); err != nil {
 		return err
 	}
+	if err := s.checkClaim(ctx); err != nil {
+		return err
+	}
 	body, msgID, err := webhookBody(e)
 	switch {
 	case errors.Is(err, errOversized):
@@ -119,22 +123,74 @@ func (s *webhookSub) deliver(ctx context.Context, e store.Event) error {
 // saveCursor stores the delivery cursor if it moved since it was last
 // stored and, unless now, cursorSaveEvery has passed since then. The
 // write outlives Shutdown's cancellation: the attempts it records have
-// happened. Nothing is written once the subscription has ended.
+// happened. Nothing is written once the subscription has ended, nor once
+// another replica claimed it or it was deleted: then s stops.
 func (s *webhookSub) saveCursor(ctx context.Context, now bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	at := s.w.x.opts.Now()
 	if s.ended || s.cursor == s.savedCursor {
+		s.mu.Unlock()
 		return
 	}
 	if s.unsaved++; !now && s.unsaved < cursorSaveEvents && at.Sub(s.savedAt) < cursorSaveEvery {
+		s.mu.Unlock()
 		return
 	}
-	if err := s.w.x.opts.Log.PutSubscription(context.WithoutCancel(ctx), s.stored()); err != nil {
+	err := s.w.x.opts.Log.SaveSubscriptionCursor(context.WithoutCancel(ctx), s.principal, s.id, s.w.owner, s.cursor)
+	if err == nil {
+		s.savedCursor, s.savedAt, s.unsaved, s.recheck = s.cursor, at, 0, false
+	}
+	s.mu.Unlock()
+	switch {
+	case ownerCheck(err):
+		s.w.drop(s, err.Error())
+	case err != nil:
 		s.w.x.opts.Logger.Warn("events: save delivery cursor", "principal", s.principal, "id", s.id, "err", err)
-		return
 	}
-	s.savedCursor, s.savedAt, s.unsaved = s.cursor, at, 0
+}
+
+// claimChecked reads the log for s's worker and has the first POST of
+// each batch read check that s is still this replica's to deliver
+// (checkClaim): whatever was appended after an unsubscribe or a takeover
+// on another replica is read after it, so it is never sent from here.
+type claimChecked struct {
+	Reader
+	s *webhookSub
+}
+
+func (r claimChecked) Read(ctx context.Context, principal string, q store.Query) ([]store.Event, error) {
+	events, err := r.Reader.Read(ctx, principal, q)
+	if len(events) > 0 {
+		r.s.mu.Lock()
+		r.s.recheck = true
+		r.s.mu.Unlock()
+	}
+	return events, err
+}
+
+// checkClaim, before the first POST of a batch read from the log, checks
+// that this replica still delivers s: the subscription may have been
+// deleted, or claimed, on another replica meanwhile. It returns
+// errSubscriptionEnded if not.
+func (s *webhookSub) checkClaim(ctx context.Context) error {
+	s.mu.Lock()
+	recheck, cursor := s.recheck, s.savedCursor
+	s.mu.Unlock()
+	if !recheck {
+		return nil
+	}
+	err := s.w.x.opts.Log.SaveSubscriptionCursor(ctx, s.principal, s.id, s.w.owner, cursor)
+	switch {
+	case ownerCheck(err):
+		s.w.drop(s, err.Error())
+		return errSubscriptionEnded
+	case err != nil:
+		return fmt.Errorf("check subscription claim: %w", err)
+	}
+	s.mu.Lock()
+	s.recheck = false
+	s.mu.Unlock()
+	return nil
 }
 
 // webhookBody is the POST body of an occurrence, at most maxWebhookBody

@@ -99,19 +99,23 @@ func (h *eventsHandlers) subscribe(ctx context.Context, _ *mcp.ServerSession, p 
 	now := x.opts.Now()
 	expiresAt := now.Add(ttl)
 
-	if s := x.webhooks.lookup(h.principal, id); s != nil {
-		if err := s.refresh(ctx, p.Delivery.Secret, expiresAt); err == nil {
-			return h.subscribed(p.Meta, s, true), nil
-		} else if !errors.Is(err, errSubscriptionEnded) {
-			return nil, err
-		}
+	// A refresh: the store has the subscription, whichever replica created
+	// it or delivers it.
+	if s, found, err := x.webhooks.refreshStored(ctx, h.principal, id, p.Delivery.Secret, expiresAt); err != nil {
+		return nil, err
+	} else if found {
+		return h.subscribed(p.Meta, s, true), nil
 	}
-	// 9. Quota, before any traffic to the callback.
-	if x.webhooks.count(h.principal) >= x.opts.MaxSubscriptions {
+	// 9. Quota, before any traffic to the callback, counted in the store
+	// so that it holds across replicas.
+	count, verifiedAt, err := x.webhooks.storedFor(ctx, h.principal, p.Delivery.URL)
+	if err != nil {
+		return nil, err
+	}
+	if count >= x.opts.MaxSubscriptions {
 		return nil, x.errs.quotaExceeded(x.opts.MaxSubscriptions)
 	}
 	// 10. The challenge, unless this principal already passed one there.
-	verifiedAt := x.webhooks.verifiedAt(h.principal, p.Delivery.URL)
 	if verifiedAt.IsZero() {
 		if reason, ok := x.challenge(ctx, u, id, key); !ok {
 			return nil, x.errs.callbackFailed(reason)

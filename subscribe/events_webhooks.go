@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookgate/hookgate/bridge/store"
@@ -43,49 +44,40 @@ func subscriptionID(principal, url, name, canonicalArgs string) string {
 
 // webhooks is the process's live webhook subscriptions, each with its
 // delivery worker. The store is the truth; this mirrors it for the
-// subscriptions this process delivers.
+// subscriptions this process delivers: those whose claim it holds (see
+// events_claims.go).
 type webhooks struct {
 	x       *Events
+	owner   string // this replica's name in delivery claims
 	mu      sync.Mutex
 	subs    map[subKey]*webhookSub
+	bad     map[subKey]bool // unreadable subscriptions already logged
 	workers sync.WaitGroup
+
+	// supervising is set once the supervisor runs; superDone closes when
+	// it has stopped, so that no renewal follows a release at Shutdown.
+	supervising atomic.Bool
+	superDone   chan struct{}
 }
 
 type subKey struct{ principal, id string }
 
 func newWebhooks(x *Events) *webhooks {
-	return &webhooks{x: x, subs: make(map[subKey]*webhookSub)}
+	return &webhooks{x: x, owner: "replica_" + randomToken(), subs: make(map[subKey]*webhookSub), bad: make(map[subKey]bool), superDone: make(chan struct{})}
 }
 
-// start loads every stored subscription and starts delivering it from its
-// cursor; expired ones are deleted.
+// start claims and starts delivering every stored subscription no other
+// replica delivers, deleting expired ones, and then keeps doing so in the
+// background until Shutdown.
 func (w *webhooks) start(ctx context.Context) error {
-	stored, err := w.x.opts.Log.Subscriptions(ctx)
-	if err != nil {
-		return fmt.Errorf("load webhook subscriptions: %w", err)
+	if err := w.sweep(ctx); err != nil {
+		return err
 	}
-	now := w.x.opts.Now()
-	for _, s := range stored {
-		var rec webhookRecord
-		if err := json.Unmarshal(s.Data, &rec); err != nil {
-			w.x.opts.Logger.Warn("events: skip unreadable subscription", "principal", s.Principal, "id", s.ID, "err", err)
-			continue
-		}
-		if !s.ExpiresAt.After(now) {
-			if err := w.x.opts.Log.DeleteSubscription(ctx, s.Principal, s.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
-				return fmt.Errorf("delete expired subscription %s: %w", s.ID, err)
-			}
-			continue
-		}
-		filter, _, err := parseArguments(rec.Arguments)
-		if err != nil {
-			w.x.opts.Logger.Warn("events: skip subscription with bad arguments", "principal", s.Principal, "id", s.ID, "err", err)
-			continue
-		}
-		w.mu.Lock()
-		w.launch(&webhookSub{w: w, principal: s.Principal, id: s.ID, filter: filter, rec: rec, cursor: s.Cursor, expiresAt: s.ExpiresAt})
-		w.mu.Unlock()
-	}
+	w.supervising.Store(true)
+	w.workers.Go(func() {
+		defer close(w.superDone)
+		w.supervise()
+	})
 	return nil
 }
 
@@ -115,44 +107,37 @@ func (w *webhooks) lookup(principal, id string) *webhookSub {
 	return s
 }
 
-// count returns how many live subscriptions the principal has.
-func (w *webhooks) count(principal string) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	n := 0
-	for k, s := range w.subs {
-		if k.principal == principal && !s.isEnded() {
-			n++
-		}
+// storedFor returns how many unexpired subscriptions the principal has in
+// the store, whichever replica delivers them, and when it last passed a
+// challenge at url within VerifyFor through one of them (zero if not):
+// another subscription to the same endpoint needs no new challenge. It is
+// never shared across principals.
+func (w *webhooks) storedFor(ctx context.Context, principal, url string) (int, time.Time, error) {
+	stored, err := w.x.opts.Log.Subscriptions(ctx)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("list webhook subscriptions: %w", err)
 	}
-	return n
-}
-
-// verifiedAt returns when the principal passed a challenge at url, if that
-// was within VerifyFor, through any of its live subscriptions (zero if
-// not): another subscription to the same endpoint needs no new challenge.
-// It is never shared across principals.
-func (w *webhooks) verifiedAt(principal, url string) time.Time {
-	cutoff := w.x.opts.Now().Add(-w.x.opts.VerifyFor)
-	var latest time.Time
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for k, s := range w.subs {
-		if k.principal != principal {
+	now := w.x.opts.Now()
+	cutoff := now.Add(-w.x.opts.VerifyFor)
+	n, latest := 0, time.Time{}
+	for _, st := range stored {
+		if st.Principal != principal || !st.ExpiresAt.After(now) {
 			continue
 		}
-		s.mu.Lock()
-		if !s.ended && s.rec.URL == url && s.rec.VerifiedAt.After(cutoff) && s.rec.VerifiedAt.After(latest) {
-			latest = s.rec.VerifiedAt
+		n++
+		var rec webhookRecord
+		if json.Unmarshal(st.Data, &rec) == nil && rec.URL == url && rec.VerifiedAt.After(cutoff) && rec.VerifiedAt.After(latest) {
+			latest = rec.VerifiedAt
 		}
-		s.mu.Unlock()
 	}
-	return latest
+	return n, latest, nil
 }
 
-// create stores a new subscription and starts delivering it. If one with
-// the key appeared meanwhile (a concurrent subscribe), that one is
-// refreshed instead, so there is never more than one worker per key.
+// create stores a new subscription, claims it and starts delivering it.
+// If one with the key appeared meanwhile in this process (a concurrent
+// subscribe), that one is refreshed instead, so there is never more than
+// one worker per key; if another replica claimed it first, that replica
+// delivers it and s is returned unlaunched.
 func (w *webhooks) create(ctx context.Context, s *webhookSub, secret string, expiresAt time.Time) (*webhookSub, bool, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -165,7 +150,15 @@ func (w *webhooks) create(ctx context.Context, s *webhookSub, secret string, exp
 	if err := w.x.opts.Log.PutSubscription(ctx, s.stored()); err != nil {
 		return nil, false, fmt.Errorf("save subscription %s: %w", s.id, err)
 	}
-	w.launch(s)
+	st, ok, err := w.x.opts.Log.ClaimSubscription(ctx, s.principal, s.id, w.owner, w.x.opts.ClaimTTL)
+	switch {
+	case err != nil:
+		// Stored: a replica's supervisor will claim it.
+		w.x.opts.Logger.Warn("events: claim new subscription", "principal", s.principal, "id", s.id, "err", err)
+	case ok:
+		s.cursor = st.Cursor // the later one, if a concurrent subscribe elsewhere got further
+		w.launch(s)
+	}
 	return s, true, nil
 }
 
@@ -231,7 +224,8 @@ type webhookSub struct {
 	cursor       store.ID // the last event delivered, abandoned or filtered out
 	savedCursor  store.ID // the cursor as last stored
 	savedAt      time.Time
-	unsaved      int // events the cursor moved past since it was stored
+	unsaved      int  // events the cursor moved past since it was stored
+	recheck      bool // check the claim before the next POST (a batch was read)
 	expiresAt    time.Time
 	expiry       *time.Timer
 	ended        bool
@@ -294,13 +288,16 @@ func (s *webhookSub) refresh(ctx context.Context, secret string, expiresAt time.
 		s.rec, s.expiresAt = prev, prevExpiry
 		return fmt.Errorf("save subscription %s: %w", s.id, err)
 	}
-	s.savedCursor, s.savedAt, s.unsaved = s.cursor, now, 0
-	s.expiry.Reset(expiresAt.Sub(now))
+	if s.expiry != nil { // delivered here, not only stored
+		s.expiry.Reset(expiresAt.Sub(now))
+	}
 	return nil
 }
 
 // expire runs when the grant runs out without a refresh: delivery stops
-// and the subscription is deleted; a later subscribe recreates it.
+// and the subscription is deleted; a later subscribe recreates it. A
+// refresh taken by another replica shows in the store, which is asked
+// first.
 func (s *webhookSub) expire() {
 	s.mu.Lock()
 	if s.ended {
@@ -313,12 +310,28 @@ func (s *webhookSub) expire() {
 		return
 	}
 	s.mu.Unlock()
+	w := s.w
+	ctx, cancel := context.WithTimeout(context.Background(), w.x.opts.CallbackTimeout)
+	defer cancel()
+	st, ok, err := w.x.opts.Log.ClaimSubscription(ctx, s.principal, s.id, w.owner, w.x.opts.ClaimTTL)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || err == nil && !ok:
+		w.drop(s, "deleted or delivered elsewhere")
+		return
+	case err != nil:
+		w.x.opts.Logger.Warn("events: check expired subscription", "principal", s.principal, "id", s.id, "err", err)
+		s.mu.Lock()
+		s.expiry.Reset(time.Second)
+		s.mu.Unlock()
+		return
+	case st.ExpiresAt.After(w.x.opts.Now()):
+		s.apply(st) // refreshed on another replica
+		return
+	}
 	if s.end() {
-		s.w.forget(s)
-		ctx, cancel := context.WithTimeout(context.Background(), s.w.x.opts.CallbackTimeout)
-		defer cancel()
-		if err := s.w.x.opts.Log.DeleteSubscription(ctx, s.principal, s.id); err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.w.x.opts.Logger.Warn("events: delete expired subscription", "principal", s.principal, "id", s.id, "err", err)
+		w.forget(s)
+		if err := w.x.opts.Log.DeleteSubscription(ctx, s.principal, s.id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			w.x.opts.Logger.Warn("events: delete expired subscription", "principal", s.principal, "id", s.id, "err", err)
 		}
 	}
 }

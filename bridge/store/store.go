@@ -26,6 +26,9 @@ var (
 	// ErrUnavailable: the backend cannot be reached or written now; the
 	// caller should retry later (ingress answers 503).
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrNotOwner: the caller does not hold the subscription's delivery
+	// claim (another replica took it over, or it was released).
+	ErrNotOwner = errors.New("subscription claimed by another owner")
 )
 
 // Event is one stored webhook delivery, in the JSON shape every path hands to
@@ -95,6 +98,13 @@ type Subscription struct {
 	Data      json.RawMessage `json:"data"`   // the subscriber's request, opaque to the store
 	Cursor    ID              `json:"cursor"` // the last event delivered
 	ExpiresAt time.Time       `json:"expiresAt"`
+
+	// Owner and ClaimedUntil report the delivery claim (see
+	// ClaimSubscription) as Subscriptions and ClaimSubscription read it;
+	// PutSubscription ignores them. A claim whose ClaimedUntil is not after
+	// the store's clock is free to take.
+	Owner        string    `json:"-"`
+	ClaimedUntil time.Time `json:"-"`
 }
 
 // Query selects events by cursor.
@@ -196,13 +206,32 @@ type Store interface {
 	// the lease queue. ErrNotFound if there is none.
 	DeleteRegistration(ctx context.Context, principal, label string) error
 
-	// PutSubscription creates or replaces a subscription (by principal and ID).
+	// PutSubscription creates or replaces a subscription (by principal and
+	// ID). Replacing keeps the stored Cursor when it is later than s.Cursor
+	// (a cursor only moves forward; a refresh made elsewhere must not move
+	// it back) and leaves the delivery claim as it is.
 	PutSubscription(ctx context.Context, s Subscription) error
-	// DeleteSubscription removes one, or returns ErrNotFound.
+	// DeleteSubscription removes one, with its claim, or returns ErrNotFound.
 	DeleteSubscription(ctx context.Context, principal, id string) error
 	// Subscriptions lists every principal's subscriptions, expired or not,
-	// so delivery workers can resume after a restart.
+	// with their claims, so delivery workers can resume after a restart and
+	// replicas can share them out.
 	Subscriptions(ctx context.Context) ([]Subscription, error)
+	// ClaimSubscription makes owner the one deliverer of a subscription
+	// until ttl from now, if owner already holds the claim, nobody does, or
+	// the holder's claim ran out; it returns the stored subscription (with
+	// its claim after the call) and whether owner holds it. A ttl <= 0
+	// releases owner's claim, so another owner may take it at once, and
+	// reports false. ErrNotFound if there is no such subscription. Replicas that
+	// share a store thereby deliver each subscription once; a backend that
+	// one process owns may keep claims in memory only.
+	ClaimSubscription(ctx context.Context, principal, id, owner string, ttl time.Duration) (Subscription, bool, error)
+	// SaveSubscriptionCursor moves an existing subscription's Cursor forward
+	// to cursor (never back), changing nothing else, if owner holds its
+	// claim (expired or not, as long as nobody took it over). ErrNotFound if
+	// the subscription is gone, ErrNotOwner if another owner holds the claim
+	// or it was released: either way the caller must stop delivering it.
+	SaveSubscriptionCursor(ctx context.Context, principal, id, owner string, cursor ID) error
 
 	// PutToken stores a token hash.
 	PutToken(ctx context.Context, t Token) error

@@ -101,6 +101,7 @@ type boltStore struct {
 	log       *slog.Logger
 	committer *committer
 	regs      regCache
+	claims    claims
 
 	// gate lets Close wait for the calls in flight.
 	gate store.Gate

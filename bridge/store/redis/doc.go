@@ -11,7 +11,8 @@
 //
 //	P registrations   hash    registration ID → principal, for lookups by ID
 //	P tokens          hash    token hash → token JSON
-//	P subscriptions   hash    principal NUL subscription ID → subscription JSON
+//	P subscriptions   hash    principal NUL subscription ID → subscription JSON,
+//	                          [same] NUL "cursor" → its cursor, [same] NUL "claim" → "<until ms> <owner>"
 //	P principals      set     principals that have a log, for Compact
 //	P ping            string  written by Ping
 //

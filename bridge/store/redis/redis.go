@@ -64,6 +64,7 @@ type redisStore struct {
 	rdb          *goredis.Client
 	keys         keys
 	scripts      scripts
+	subScripts   subscriptionScripts
 	now          func() time.Time
 	log          *slog.Logger
 	waitReplicas int
@@ -121,6 +122,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (store.Store, error)
 		rdb:          goredis.NewClient(ro),
 		keys:         k,
 		scripts:      newScripts(),
+		subScripts:   newSubscriptionScripts(),
 		now:          opts.Now,
 		log:          opts.Logger,
 		waitReplicas: opts.WaitReplicas,
