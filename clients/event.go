@@ -10,8 +10,11 @@
 package clients
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -45,15 +48,52 @@ type Event struct {
 	Raw json.RawMessage `json:"-"`
 }
 
-// decodeEvent parses one event's JSON and keeps it as Raw.
+// decodeEvent parses one event's JSON and keeps it as Raw. The ID may also
+// be spelled eventId, as some servers of the three-tool pattern do.
 func decodeEvent(data []byte) (Event, error) {
-	var e Event
+	var e struct {
+		Event
+		EventID string `json:"eventId"`
+	}
 	if err := json.Unmarshal(data, &e); err != nil {
 		return Event{}, fmt.Errorf("decode event: %w", err)
 	}
 	if e.ID == "" {
+		e.ID = e.EventID
+	}
+	if e.ID == "" {
 		return Event{}, fmt.Errorf("decode event: no id in %.80q", data)
 	}
-	e.Raw = json.RawMessage(data)
-	return e, nil
+	e.Event.Raw = json.RawMessage(data)
+	return e.Event, nil
+}
+
+// eventID is a parsed hookgate event ID, for ordering: IDs compare as the
+// pair (ms, seq), never as strings.
+type eventID struct {
+	ms, seq uint64
+	text    string
+}
+
+// parseEventID parses "<ms>-<seq>"; ok is false for anything else, such as
+// the IDs of another MCP server, which then carry no order.
+func parseEventID(s string) (eventID, bool) {
+	msText, seqText, found := strings.Cut(s, "-")
+	if !found {
+		return eventID{}, false
+	}
+	ms, err1 := strconv.ParseUint(msText, 10, 64)
+	seq, err2 := strconv.ParseUint(seqText, 10, 64)
+	if err1 != nil || err2 != nil {
+		return eventID{}, false
+	}
+	return eventID{ms: ms, seq: seq, text: s}, true
+}
+
+// compare returns -1, 0 or +1 as id is before, equal to or after other.
+func (id eventID) compare(other eventID) int {
+	if c := cmp.Compare(id.ms, other.ms); c != 0 {
+		return c
+	}
+	return cmp.Compare(id.seq, other.seq)
 }
