@@ -45,6 +45,12 @@ type Config struct {
 	// unacked on the server, where a later run or hookgate replay finds
 	// it. 0 retries until the handler succeeds or the run ends.
 	MaxAttempts int
+	// PollWait is how long one poll_events call of the tool poller waits
+	// for an event when none is pending (its wait_seconds); <= 0 means
+	// 10 s. A killed poller may leave its last poll waiting on the server,
+	// and what that poll leases comes back only when the lease runs out,
+	// so a short wait also shortens that.
+	PollWait time.Duration
 	// Resync is how often a push driver reads what is pending even
 	// without a notification, in case one was lost on the way; <= 0
 	// means 30 s.
@@ -60,12 +66,13 @@ type Config struct {
 
 // Defaults of Config.
 const (
-	defaultResync  = 30 * time.Second
-	minBuffer      = 16
-	bufferPerSlot  = 4
-	pageSize       = 100
-	reconnectFirst = 500 * time.Millisecond
-	maxReconnect   = 30 * time.Second
+	defaultResync   = 30 * time.Second
+	defaultPollWait = 10 * time.Second
+	minBuffer       = 16
+	bufferPerSlot   = 4
+	pageSize        = 100
+	reconnectFirst  = 500 * time.Millisecond
+	maxReconnect    = 30 * time.Second
 )
 
 // withDefaults returns c with its zero fields filled in.
@@ -73,6 +80,9 @@ func (c Config) withDefaults() Config {
 	c.Concurrency = max(c.Concurrency, 1)
 	if c.Buffer <= 0 {
 		c.Buffer = max(bufferPerSlot*c.Concurrency, minBuffer)
+	}
+	if c.PollWait <= 0 {
+		c.PollWait = defaultPollWait
 	}
 	if c.Resync <= 0 {
 		c.Resync = defaultResync

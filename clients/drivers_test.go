@@ -183,6 +183,7 @@ func TestDriversRecoverFromRestart(t *testing.T) {
 				Checkpoint:  checkedCheckpoint{clients.FileCheckpoint(filepath.Join(t.TempDir(), "checkpoint.json")), rc},
 				Concurrency: 2,
 				Resync:      2 * time.Second,
+				PollWait:    time.Second,
 				HTTPClient:  &http.Client{Transport: rc},
 			}
 

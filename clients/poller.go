@@ -11,9 +11,6 @@ import (
 
 // Tool poller defaults.
 const (
-	// pollWaitSeconds is poll_events' long-poll wait: the call returns at
-	// once when events are pending, else after this long at most.
-	pollWaitSeconds = 10
 	// checkInterval spaces out check_pending_events calls that found
 	// nothing, on a server without poll_events (it has no long poll).
 	checkInterval = time.Second
@@ -120,7 +117,7 @@ func (p *toolPoller) pollOnce(ctx context.Context, cfg Config, r *runner) error 
 	}
 	var events []Event
 	if s.tools["poll_events"] != nil {
-		args := map[string]any{"limit": min(free, pageSize), "wait_seconds": pollWaitSeconds}
+		args := map[string]any{"limit": min(free, pageSize), "wait_seconds": max(1, int(cfg.PollWait/time.Second))}
 		if cfg.Label != "" {
 			args["label"] = cfg.Label
 		}
