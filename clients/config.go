@@ -27,7 +27,8 @@ type Config struct {
 	Label string
 
 	// Checkpoint records what the handler completed, so that a restarted
-	// program skips it; nil keeps it in memory only.
+	// program skips it (FileCheckpoint, or your own store); nil keeps it
+	// in memory for one Run only.
 	Checkpoint Checkpoint
 	// Concurrency is how many handlers may run at once, on events of
 	// different labels: the events of one label are handled one at a
@@ -41,9 +42,12 @@ type Config struct {
 	// zero fields mean 1 s doubling up to 1 min.
 	Retry Backoff
 	// MaxAttempts, when > 0, gives up an event after that many failed
-	// attempts in one run: its label moves on, and the event stays
-	// unacked on the server, where a later run or hookgate replay finds
-	// it. 0 retries until the handler succeeds or the run ends.
+	// attempts in one run: its label moves on and the event is never
+	// acked. The tool poller's server leases it again after the nack delay
+	// until its own attempt limit dead-letters it; the cursor drivers keep
+	// their checkpoint below it, so the next run starts there again; and
+	// hookgate replay always finds it. 0 retries until the handler
+	// succeeds or the run ends.
 	MaxAttempts int
 	// PollWait is how long one poll_events call of the tool poller waits
 	// for an event when none is pending (its wait_seconds); <= 0 means

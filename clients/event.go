@@ -1,12 +1,27 @@
 // Package clients is the Go client library of hookgate: what a program
 // uses to receive the events a hookgate gateway stores, without importing
-// any of the server. Every delivery path hands over the same Event, so a
-// program can move from one driver to another without changing the
-// function that handles an event.
+// any of the server.
 //
-// StreamSSE follows GET /v1/stream, reconnecting after a cut from the last
-// event handled, so a handler sees each event once and in order while the
-// process runs.
+// A program writes one Handler and runs it with a Driver; every driver
+// takes the same Config and Handler, so moving from polling to push is a
+// change of constructor:
+//
+//   - NewToolPoller: the MCP tools poll_events (or check_pending_events)
+//     and ack_event / nack_event, against any server of that pattern;
+//   - NewSubscriber: MCP 2025 resources/subscribe on the session's GET
+//     stream, catching up with resources/read after every reconnect;
+//   - NewListener: MCP 2026-07-28 subscriptions/listen, re-listening when
+//     the stream is cut (which the SDK does not notice);
+//   - NewEventsPoller, NewEventsStream: the MCP Events extension;
+//   - NewSSE: GET /v1/stream, for programs that do not speak MCP.
+//
+// For all of them the handler runs at least once per event, and an event
+// is recorded in the Checkpoint and acked only after the handler returned
+// nil. A failed handler is retried with backoff, the other events of its
+// label waiting meanwhile so each label stays in order.
+//
+// Replay, ReadLog and WebhookSender are the logic of hookgate replay;
+// StreamSSE that of hookgate tail.
 package clients
 
 import (

@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 }
 
 // hookgateBinary builds the real command once for these tests.
-func hookgateBinary(t *testing.T) string {
+func hookgateBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "hookgate-clients-bin")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench.sh: run hookgate's benchmarks and write BENCHMARKS.md at the repo root.
 #
-# The benchmarks (server/bench_test.go, server/bench_push_test.go) start the
+# The benchmarks (server/bench_test.go, server/bench_push_test.go,
+# clients/bench_test.go) start the
 # real binary and drive it over loopback; each does its fixed-length measurement once, so they run
 # with -benchtime 1x. The store's own micro-benchmarks in bridge/store/bolt
 # run in the same command. The report holds the machine, the command, a
@@ -13,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 OUT=BENCHMARKS.md
-PKGS=(./server/ ./bridge/store/bolt/)
+PKGS=(./server/ ./bridge/store/bolt/ ./clients/)
 CMD=("$GO" test -run '^$' -bench . -benchtime 1x -timeout 20m "${PKGS[@]}")
 # The same command as it would be typed, for the report.
 SHOWN="$GO test -run '^\$' -bench . -benchtime 1x -timeout 20m ${PKGS[*]}"
@@ -159,6 +160,8 @@ mem_total=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 	echo "| cores other processes took in those three phases | $(num '%.2f' "$(metric BenchmarkPushStuckSubscriber clean_other_cores)") / $(num '%.2f' "$(metric BenchmarkPushStuckSubscriber stuck_other_cores)") / $(num '%.2f' "$(metric BenchmarkPushStuckSubscriber after_other_cores)") | | |"
 	echo "| hookgate VmRSS (anonymous part) at start / after the clean phase / after the stuck phase / at the end | $(num '%.1f' "$(metric BenchmarkPushStuckSubscriber rss_start_MiB)") ($(num '%.1f' "$(metric BenchmarkPushStuckSubscriber anon_start_MiB)")) / $(num '%.1f' "$(metric BenchmarkPushStuckSubscriber rss_clean_MiB)") ($(num '%.1f' "$(metric BenchmarkPushStuckSubscriber anon_clean_MiB)")) / $(num '%.1f' "$(metric BenchmarkPushStuckSubscriber rss_stuck_MiB)") ($(num '%.1f' "$(metric BenchmarkPushStuckSubscriber anon_stuck_MiB)")) / $(num '%.1f' "$(metric BenchmarkPushStuckSubscriber rss_after_MiB)") ($(num '%.1f' "$(metric BenchmarkPushStuckSubscriber anon_after_MiB)")) MiB | | |"
 	echo "| stuck readers cut by hookgate (of 2), seconds after connecting: SSE / MCP; bytes the kernel held unsent for each meanwhile | $(num '%.0f' "$(metric BenchmarkPushStuckSubscriber stuck_cut)"): $(num '%.1f' "$(metric BenchmarkPushStuckSubscriber stuck_sse_cut_s)") / $(num '%.1f' "$(metric BenchmarkPushStuckSubscriber stuck_mcp_cut_s)") s; $(num '%.0f' "$(metric BenchmarkPushStuckSubscriber stuck_sse_sendq_KiB)") / $(num '%.0f' "$(metric BenchmarkPushStuckSubscriber stuck_mcp_sendq_KiB)") KiB | | |"
+	echo "| **replay of $(num '%.0f' "$(metric BenchmarkReplay1M events)") events** from the store (\`hookgate replay\` logic): NDJSON to stdout / signed POSTs (\`--to\`) to a loopback receiver | **$(num '%.0f' "$(metric BenchmarkReplay1M ndjson_events/s)")** / **$(num '%.0f' "$(metric BenchmarkReplay1M webhook_events/s)")** events/s | | |"
+	echo "| replay CPU per event, hookgate / replaying process: NDJSON; \`--to\` (the process includes the receiver) | $(num '%.1f' "$(metric BenchmarkReplay1M ndjson_server_cpu_us/event)") / $(num '%.1f' "$(metric BenchmarkReplay1M ndjson_client_cpu_us/event)") µs; $(num '%.1f' "$(metric BenchmarkReplay1M webhook_server_cpu_us/event)") / $(num '%.1f' "$(metric BenchmarkReplay1M webhook_client_cpu_us/event)") µs | | |"
 	echo
 	echo "## How it is measured"
 	echo
@@ -231,6 +234,18 @@ mem_total=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 	echo "  judged as: the stuck phase's p99 is at most 1.5 × the larger of the two"
 	echo "  clean phases' p99. RssAnon is hookgate's heap and stacks; the rest of"
 	echo "  VmRSS is the bbolt file mapping, which grows with the store."
+	echo "- **Replay** (\`BenchmarkReplay1M\`, \`ReplayBenchEvents\` in"
+	echo "  clients/bench_test.go): 1,000,000 events are written into \`hookgate.db\`"
+	echo "  through \`bolt.Open\` with NoSync, the binary serves them, and"
+	echo "  \`clients.Replay\` (the code of \`hookgate replay\`) reads the whole log"
+	echo "  through \`GET /v1/events\` in pages of 5,000: first as NDJSON to a line"
+	echo "  counter, then with \`--to\` to an in-process loopback receiver (one POST at"
+	echo "  a time on a keep-alive connection, HMAC-SHA256 signed, 204). Both must"
+	echo "  deliver every event once, in order. Per event, NDJSON costs the server a"
+	echo "  bbolt cursor step and a JSON encode, and the client a JSON decode (the"
+	echo "  event keeps its raw bytes, which are written out as they came); \`--to\`"
+	echo "  adds a signature and one loopback HTTP round trip, which dominates: the"
+	echo "  rate is bound by the round trip, not by reading the store."
 	echo
 	echo "## Raw output"
 	echo
