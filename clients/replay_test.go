@@ -248,4 +248,17 @@ func TestReplayRequeue(t *testing.T) {
 	if !slices.Equal(got, ids[5:]) {
 		t.Errorf("pending after requeue %v, want %v", got, ids[5:])
 	}
+
+	// A long replay reports progress on the way (here: after every event).
+	var out, progress bytes.Buffer
+	if _, err := clients.Replay(ctx, clients.ReplayOptions{
+		Log: clients.LogQuery{Server: g.url, Token: g.token}, Out: &out,
+		Progress: &progress, ProgressEvery: time.Nanosecond,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(progress.String(), "replay: 5 events written") || !strings.Contains(progress.String(), "at "+ids[4]) ||
+		!strings.Contains(progress.String(), "replay: done: 10 events written") {
+		t.Errorf("progress lines:\n%s", progress.String())
+	}
 }

@@ -163,10 +163,10 @@ func newProgress(w io.Writer, every time.Duration) *progress {
 	return &progress{w: w, every: every, start: now, next: now.Add(every)}
 }
 
-// tick prints a line when one is due. It looks at the clock only every
-// 1024 events, so it costs nothing on a fast replay.
+// tick prints a line when one is due. Reading the clock costs tens of
+// nanoseconds against microseconds per event.
 func (p *progress) tick(n int, id, verb string) {
-	if p.w == nil || n%1024 != 0 && n > 1024 {
+	if p.w == nil {
 		return
 	}
 	now := time.Now()
