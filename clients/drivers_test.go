@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookgate/hookgate/bridge/store"
 	"github.com/hookgate/hookgate/clients"
 )
 
@@ -22,13 +23,15 @@ import (
 var drivers = []struct {
 	name string
 	new  func(clients.Config) clients.Driver
+	acks bool // the path acks on the server, so nothing stays pending
 }{
-	{"tool-poller", clients.NewToolPoller},
-	{"subscriber-2025", clients.NewSubscriber},
-	{"listener-2026", clients.NewListener},
-	{"events-poll", clients.NewEventsPoller},
-	{"events-stream", clients.NewEventsStream},
-	{"sse", clients.NewSSE},
+	{"tool-poller", clients.NewToolPoller, true},
+	{"subscriber-2025", clients.NewSubscriber, true},
+	{"listener-2026", clients.NewListener, true},
+	{"events-poll", clients.NewEventsPoller, false},
+	{"events-stream", clients.NewEventsStream, false},
+	{"sse", clients.NewSSE, false},
+	{"websocket", clients.NewWebSocket, true},
 }
 
 // recorder watches a driver from outside: which handlers finished, and
@@ -231,6 +234,12 @@ func TestDriversRecoverFromRestart(t *testing.T) {
 			slices.Sort(ids)
 			if !slices.Equal(got, ids) {
 				t.Errorf("completed %d events, posted %d: the sets differ", len(got), len(ids))
+			}
+			if d.acks {
+				pending, err := g.srv.Store().ReadPending(context.Background(), "alice", store.Query{Label: label, Limit: events})
+				if err != nil || len(pending) != 0 {
+					t.Errorf("%d events still pending on the server after the run (%v): acks missing", len(pending), err)
+				}
 			}
 			if before == 0 || before == events {
 				t.Errorf("the first run completed %d of %d events: not stopped mid-way", before, events)

@@ -13,7 +13,8 @@
 //   - NewListener: MCP 2026-07-28 subscriptions/listen, re-listening when
 //     the stream is cut (which the SDK does not notice);
 //   - NewEventsPoller, NewEventsStream: the MCP Events extension;
-//   - NewSSE: GET /v1/stream, for programs that do not speak MCP.
+//   - NewSSE, NewWebSocket: GET /v1/stream and GET /v1/ws, for programs
+//     that do not speak MCP (the WebSocket one acks on the socket).
 //
 // For all of them the handler runs at least once per event, and an event
 // is recorded in the Checkpoint and acked only after the handler returned
