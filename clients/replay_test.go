@@ -211,6 +211,10 @@ func TestReplayNDJSONBoundsAndDryRun(t *testing.T) {
 	if code != 0 || stdout != "" || !strings.Contains(stderr, "12 events") {
 		t.Errorf("--dry-run: exit %d, stdout %q, stderr %q; want a count of 12 and no output", code, stdout, stderr)
 	}
+	_, stderr, code = runBinary(t, nil, "replay", "--server", g.url, "--token", g.token, "--since", "yesterday")
+	if code == 0 || !strings.Contains(stderr, `--since "yesterday"`) || strings.Contains(stderr, "resume with") {
+		t.Errorf("a malformed --since: exit %d, stderr %q", code, stderr)
+	}
 	_, stderr, code = runBinary(t, nil, "replay", "--server", g.url, "--token", "hg_wrong")
 	if code == 0 || !strings.Contains(stderr, "401") {
 		t.Errorf("a bad token: exit %d, stderr %q", code, stderr)

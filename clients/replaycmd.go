@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 )
 
@@ -63,6 +64,11 @@ func (e *ReplayError) Unwrap() error { return e.Err }
 // is a *ReplayError naming where to resume.
 func Replay(ctx context.Context, o ReplayOptions) (ReplayResult, error) {
 	var res ReplayResult
+	for _, f := range []struct{ name, value string }{{"--since", o.Log.Since}, {"--until", o.Log.Until}} {
+		if _, ok := parseEventID(f.value); f.value != "" && !ok {
+			return res, fmt.Errorf("replay: %s %q: want an event ID <unix-ms>-<seq>, such as 1764050400123-0", f.name, f.value)
+		}
+	}
 	if o.To != "" && o.Requeue {
 		return res, errors.New("replay: --to and --requeue exclude each other")
 	}
@@ -133,6 +139,10 @@ func Replay(ctx context.Context, o ReplayOptions) (ReplayResult, error) {
 		res.Last, res.Requeued = rq.Last, rq.Requeued
 	}
 	prog.done(res, verb, err)
+	var refused *HTTPError
+	if errors.As(err, &refused) && refused.StatusCode == http.StatusBadRequest {
+		return res, err // a malformed --since, --until or --type: nothing to resume
+	}
 	if err != nil {
 		resume := res.Last
 		if resume == "" {
