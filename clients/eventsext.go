@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"mime"
 	"net/http"
-	"strings"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -143,8 +145,11 @@ func (d *eventsDriver) pollOnce(ctx context.Context, s *mcpSession, cfg Config, 
 	res, err := mcp.CallCustomMethod[*eventsPollParams, *eventsPollResult](ctx, s.cs, "events/poll",
 		&eventsPollParams{Name: cfg.Label, Cursor: &c, MaxEvents: min(free, pageSize), TimeoutMs: eventsWaitMs})
 	if err != nil {
-		var rpc interface{ Error() string }
-		if errors.As(err, &rpc) && strings.Contains(err.Error(), "not found") {
+		// A request the server refuses (an unknown event name: NotFound,
+		// whose code differs between the extension's profiles; bad
+		// params) would be refused again; a transport error is retried.
+		var rpcErr *jsonrpc.Error
+		if errors.As(err, &rpcErr) && (rpcErr.Code == jsonrpc.CodeInvalidParams || rpcErr.Message == "NotFound" || rpcErr.Message == "Forbidden") {
 			return &stopError{fmt.Errorf("events/poll %s: %w", cfg.Label, err)}
 		}
 		return fmt.Errorf("events/poll %s: %w", cfg.Label, err)
@@ -211,6 +216,14 @@ func (d *eventsDriver) streamOnce(ctx context.Context, cfg Config, endpoint stri
 		}
 		return herr
 	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "application/json" {
+		// The server answered at once: an error, or a final result.
+		msg, err := io.ReadAll(io.LimitReader(resp.Body, maxEventSize))
+		if err != nil {
+			return fmt.Errorf("events/stream: %w", err)
+		}
+		return d.streamMessage(ctx, msg, cursor, r)
+	}
 	idle := time.AfterFunc(eventsStreamIdle, cancel)
 	defer idle.Stop()
 	sc := bufio.NewScanner(&idleReader{r: resp.Body, timer: idle, timeout: eventsStreamIdle})
@@ -254,7 +267,11 @@ func (d *eventsDriver) streamMessage(ctx context.Context, msg []byte, cursor *st
 	}
 	switch {
 	case m.Error != nil:
-		return &stopError{fmt.Errorf("events/stream: error %d: %s", m.Error.Code, m.Error.Message)}
+		err := fmt.Errorf("events/stream: error %d: %s", m.Error.Code, m.Error.Message)
+		if m.Error.Code == jsonrpc.CodeInvalidParams || m.Error.Message == "NotFound" || m.Error.Message == "Forbidden" {
+			return &stopError{err} // refused: a retry would be refused again
+		}
+		return err
 	case m.Method == "notifications/events/event":
 		var o occurrence
 		if err := json.Unmarshal(m.Params, &o); err != nil {

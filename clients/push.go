@@ -8,8 +8,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
+
+// codeLegacyNotFound is resources/read's not-found code before SEP-2164.
+const codeLegacyNotFound = -32002
 
 // ackTimeout bounds the wait for a 2026 listen's acknowledgement; a listen
 // not acknowledged by then is taken for dead and the session restarted.
@@ -96,6 +100,12 @@ func (d *pushDriver) serve(ctx context.Context, cfg Config, uri string, cursor *
 		return err
 	}
 	d.setSession(s)
+	// Read first as well: a 2026 listen the server refuses is never
+	// reported (the SDK drops the refusal), but a read of an unknown
+	// resource is, and no retry would fix it.
+	if err := catchUp(ctx, s, uri, cursor, r); err != nil {
+		return err
+	}
 	if err := d.subscribe(ctx, s, uri); err != nil {
 		return err
 	}
@@ -176,7 +186,12 @@ func catchUp(ctx context.Context, s *mcpSession, uri string, cursor *string, r *
 		}
 		res, err := s.cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: uri + "?" + q.Encode()})
 		if err != nil {
-			return fmt.Errorf("read %s after %q: %w", uri, *cursor, err)
+			err = fmt.Errorf("read %s after %q: %w", uri, *cursor, err)
+			var rpcErr *jsonrpc.Error
+			if errors.As(err, &rpcErr) && (rpcErr.Code == mcp.CodeResourceNotFound || rpcErr.Code == codeLegacyNotFound || rpcErr.Code == jsonrpc.CodeInvalidParams) {
+				return &stopError{err} // an unknown label
+			}
+			return err
 		}
 		if len(res.Contents) == 0 {
 			return fmt.Errorf("read %s: no contents", uri)

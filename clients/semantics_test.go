@@ -114,3 +114,28 @@ func TestConcurrencyKeepsLabelOrderAndRetries(t *testing.T) {
 	}
 	t.Logf("max %d handlers at once; %d failures retried", maxActive, len(failed))
 }
+
+// TestRefusalsStopTheDriver: what no retry can fix ends Run with an error
+// at once instead of retrying forever: a bad token, an unknown label.
+func TestRefusalsStopTheDriver(t *testing.T) {
+	g := startHookgate(t)
+	for _, d := range drivers {
+		t.Run(d.name, func(t *testing.T) {
+			t.Parallel()
+			for _, cfg := range []clients.Config{
+				{Server: g.url, Token: "hg_not_a_token", Label: "orders"},
+				{Server: g.url, Token: g.token, Label: "no-such-label"},
+			} {
+				if d.name == "tool-poller" && cfg.Token == g.token {
+					continue // poll_events with an unknown label is simply empty
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				err := d.new(cfg).Run(ctx, func(context.Context, clients.Event) error { return nil })
+				cancel()
+				if err == nil || errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("token %.6s…, label %s: Run returned %v, want a prompt error", cfg.Token, cfg.Label, err)
+				}
+			}
+		})
+	}
+}

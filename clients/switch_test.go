@@ -109,6 +109,12 @@ func (c *cutter) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
+func (c *cutter) opened() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.open)
+}
+
 func (c *cutter) cut() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -136,6 +142,10 @@ func TestListenerSurvivesSilentCut(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- clients.NewListener(cfg).Run(ctx, rc.handler(0, nil)) }()
 
+	// Once a listen is open, events posted can only arrive through it (or
+	// the catch-up read right after its acknowledgement): either way the
+	// listen is live when they have been handled.
+	waitUntil(t, 10*time.Second, "a listen open", func() bool { return cut.opened() > 0 })
 	first, err := postMany(url, secret, 3)
 	if err != nil {
 		t.Fatal(err)
