@@ -2,7 +2,7 @@
 # bench.sh: run hookgate's benchmarks and write BENCHMARKS.md at the repo root.
 #
 # The benchmarks (server/bench_test.go, server/bench_push_test.go,
-# server/bench_events_test.go) start the
+# server/bench_events_test.go, clients/bench_test.go) start the
 # real binary and drive it over loopback; each does its fixed-length measurement once, so they run
 # with -benchtime 1x. The store's own micro-benchmarks in bridge/store/bolt
 # run in the same command. The report holds the machine, the command, a
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 OUT=BENCHMARKS.md
-PKGS=(./server/ ./bridge/store/bolt/)
+PKGS=(./server/ ./bridge/store/bolt/ ./clients/)
 CMD=("$GO" test -run '^$' -bench . -benchtime 1x -timeout 20m "${PKGS[@]}")
 # The same command as it would be typed, for the report.
 SHOWN="$GO test -run '^\$' -bench . -benchtime 1x -timeout 20m ${PKGS[*]}"
@@ -171,6 +171,8 @@ mem_total=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 	echo "| **cross-replica push** on Redis at 200 events/s: POST's 2xx on replica A → event at an SSE client on replica B, p50 / p99 (early: % before the 2xx) | **$(num '%.2f' "$(metric BenchmarkRedisCrossReplicaPush cross_p50_ms)") / $(num '%.2f' "$(metric BenchmarkRedisCrossReplicaPush cross_p99_ms)")** ms ($(num '%.1f' "$(metric BenchmarkRedisCrossReplicaPush early_%)") % early) | | |"
 	echo "| **MCP Events webhook delivery rate** to a loopback callback (one subscription draining a 5,000-event backlog in $(num '%.2f' "$(metric BenchmarkEventsWebhook drain_s)") s; the receiver verifies every signature); the same receiver taking sequential signed POSTs from one keep-alive connection; ratio | **$(num '%.0f' "$ev_rate")** events/s; $(num '%.0f' "$(metric BenchmarkEventsWebhook bare_post/s)") req/s; $(num '%.3f' "$(metric BenchmarkEventsWebhook delivery_vs_bare)")×; hookgate CPU $(num '%.0f' "$(metric BenchmarkEventsWebhook server_cpu_us/delivery)") µs/delivery | | |"
 	echo "| **MCP Events webhook latency** at $(num '%.0f' "$(metric BenchmarkEventsWebhook events/s)") events/s, POST's 2xx → callback receives the signed event, p50 / **p99**; bare loopback round trip in the same run, p50 / p99; p99 ratio | $(num '%.2f' "$(metric BenchmarkEventsWebhook webhook_p50_ms)") / **$(num '%.2f' "$ev_p99")** ms; $(num '%.2f' "$(metric BenchmarkEventsWebhook bare_rtt_p50_ms)") / $(num '%.2f' "$(metric BenchmarkEventsWebhook bare_rtt_p99_ms)") ms; $(num '%.1f' "$(metric BenchmarkEventsWebhook p99_vs_bare_rtt)")× | | |"
+	echo "| **replay of $(num '%.0f' "$(metric BenchmarkReplay1M events)") events** from the store (\`hookgate replay\` logic): NDJSON to stdout / signed POSTs (\`--to\`) to a loopback receiver | **$(num '%.0f' "$(metric BenchmarkReplay1M ndjson_events/s)")** / **$(num '%.0f' "$(metric BenchmarkReplay1M webhook_events/s)")** events/s | | |"
+	echo "| replay CPU per event, hookgate / replaying process: NDJSON; \`--to\` (the process includes the receiver) | $(num '%.1f' "$(metric BenchmarkReplay1M ndjson_server_cpu_us/event)") / $(num '%.1f' "$(metric BenchmarkReplay1M ndjson_client_cpu_us/event)") µs; $(num '%.1f' "$(metric BenchmarkReplay1M webhook_server_cpu_us/event)") / $(num '%.1f' "$(metric BenchmarkReplay1M webhook_client_cpu_us/event)") µs | | |"
 	echo
 	echo "## How it is measured"
 	echo
@@ -255,6 +257,18 @@ mem_total=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 	echo "  bare server's round trip) and a 5 s events phase; latency is the arrival"
 	echo "  at the callback minus the POST's 2xx, in one clock (negative values kept,"
 	echo "  as for push). Every event must arrive exactly once, in ID order."
+	echo "- **Replay** (\`BenchmarkReplay1M\`, \`ReplayBenchEvents\` in"
+	echo "  clients/bench_test.go): 1,000,000 events are written into \`hookgate.db\`"
+	echo "  through \`bolt.Open\` with NoSync, the binary serves them, and"
+	echo "  \`clients.Replay\` (the code of \`hookgate replay\`) reads the whole log"
+	echo "  through \`GET /v1/events\` in pages of 5,000: first as NDJSON to a line"
+	echo "  counter, then with \`--to\` to an in-process loopback receiver (one POST at"
+	echo "  a time on a keep-alive connection, HMAC-SHA256 signed, 204). Both must"
+	echo "  deliver every event once, in order. Per event, NDJSON costs the server a"
+	echo "  bbolt cursor step and a JSON encode, and the client a JSON decode (the"
+	echo "  event keeps its raw bytes, which are written out as they came); \`--to\`"
+	echo "  adds a signature and one loopback HTTP round trip, which dominates: the"
+	echo "  rate is bound by the round trip, not by reading the store."
 	echo
 	echo "## Raw output"
 	echo

@@ -8,6 +8,8 @@
 //	hookgate token create --name NAME  print a new bearer token for principal NAME
 //	hookgate tail --server URL --token T [--label L] [--after ID]
 //	                                   print events as they arrive, one JSON line each
+//	hookgate replay --server URL --token T [--since ID] [--until ID] [--to URL --secret S | --requeue]
+//	                                   replay a stretch of the log (see hookgate replay -h)
 //
 // Run `hookgate <command> -h` for a command's flags. Every flag can also be
 // set as HOOKGATE_<FLAG>.
@@ -39,6 +41,10 @@ usage:
   hookgate tail --server URL --token T [--label L] [--after ID]
                                        print each event as it arrives, one JSON object
                                        per line (NDJSON) on stdout; Ctrl-C stops
+  hookgate replay --server URL --token T [--label L] [--type T] [--since ID] [--until ID]
+                  [--to URL --secret whsec_… | --requeue] [--dry-run]
+                                       replay stored events: NDJSON on stdout, signed POSTs
+                                       to a URL, or pending again for pollers
 
 Every flag can also be set as HOOKGATE_<FLAG>, e.g. HOOKGATE_DATA=/var/lib/hookgate.
 `
@@ -72,6 +78,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return tokenCreate(ctx, args[2:], stdout, stderr, getenv)
 	case "tail":
 		return tail(ctx, args[1:], stdout, stderr, getenv)
+	case "replay":
+		return replay(ctx, args[1:], stdout, stderr, getenv)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -155,6 +163,64 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	})
 	if ctx.Err() != nil {
 		return nil // Ctrl-C or SIGTERM: the way to stop tailing
+	}
+	return err
+}
+
+const replaySynopsis = `hookgate replay --server URL --token T [--label L] [--type T] [--since ID] [--until ID]
+                [--to URL --secret whsec_… | --requeue] [--dry-run]
+
+Reads the principal's whole log (acked and dead-lettered events too) from --since
+(exclusive) to --until (inclusive) and, by default, prints each event as one JSON line
+(NDJSON) on stdout. --to POSTs each event to URL signed per Standard Webhooks with
+--secret (webhook-id = the event ID, so the receiver can deduplicate a replay run
+twice), retrying failures with backoff; on a failure it cannot get past it stops, exits
+non-zero and prints "resume with --since <ID>" on stderr. --requeue makes the events
+pending again for pollers. --dry-run only counts. Progress goes to stderr.
+
+examples:
+  hookgate replay --server http://127.0.0.1:8080 --token $T --since 0-0 > all.ndjson
+  hookgate replay --server $S --token $T --label stripe --since 1764050400123-0 \
+      --to https://agent.example.com/hook --secret whsec_...
+  hookgate replay --server $S --token $T --type 'invoice.*' --since 0-0 --requeue`
+
+// replay runs clients.Replay from the command line.
+func replay(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	opts := clients.ReplayOptions{Out: stdout, Progress: stderr}
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.StringVar(&opts.Log.Server, "server", "", "hookgate base URL, e.g. http://127.0.0.1:8080 (required)")
+	fs.StringVar(&opts.Log.Token, "token", "", "bearer token (not needed for a --no-auth server)")
+	fs.StringVar(&opts.Log.Label, "label", "", "only this webhook's events")
+	fs.StringVar(&opts.Log.Type, "type", "", "only this provider event type; a trailing * matches a prefix (invoice.*)")
+	fs.StringVar(&opts.Log.Since, "since", "0-0", "start after this event ID (exclusive); 0-0 is the beginning")
+	fs.StringVar(&opts.Log.Until, "until", "", "stop at this event ID (inclusive); default: the newest event")
+	fs.StringVar(&opts.To, "to", "", "POST each event to this URL, signed per Standard Webhooks, instead of printing it")
+	fs.StringVar(&opts.Secret, "secret", "", "signing secret for --to (whsec_… as Standard Webhooks issues them)")
+	fs.BoolVar(&opts.Requeue, "requeue", false, "make the events pending again, so pollers lease them afresh")
+	fs.BoolVar(&opts.DryRun, "dry-run", false, "only count the events that would be replayed")
+	fs.Usage = func() { server.UsageWithEnv(stderr, fs, replaySynopsis) }
+	if err := server.ParseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	if opts.Log.Server == "" {
+		fs.Usage()
+		return errors.New("--server is required")
+	}
+	if opts.To != "" && opts.Secret == "" {
+		return errors.New("--to needs --secret")
+	}
+	if opts.To != "" && opts.Requeue {
+		return errors.New("give --to or --requeue, not both")
+	}
+	if opts.DryRun {
+		opts.Out = io.Discard
+	}
+	_, err := clients.Replay(ctx, opts)
+	var stopped *clients.ReplayError
+	if errors.As(err, &stopped) {
+		// On a line of its own, for scripts to pick up.
+		fmt.Fprintf(stderr, "resume with --since %s\n", stopped.Resume)
+		return stopped.Err
 	}
 	return err
 }

@@ -1,0 +1,185 @@
+package clients
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// NewWebSocket returns a Driver over hookgate's GET /v1/ws, the event feed
+// over a WebSocket, for programs that do not speak MCP. Unlike the SSE
+// feed it has acks: each completed event is acked on the socket
+// ({"ack": [...]}), as ack_event would, so the principal's pending queue
+// drains. It resumes after the checkpoint's last completed event (the
+// oldest retained one on a first run) and reconnects from its cursor
+// after a cut.
+func NewWebSocket(cfg Config) Driver { return &wsDriver{cfg: cfg} }
+
+type wsDriver struct {
+	cfg Config
+	mu  sync.Mutex
+	c   *websocket.Conn // the current connection; nil between connections
+}
+
+// Run implements Driver.
+func (d *wsDriver) Run(ctx context.Context, h Handler) error {
+	cfg := d.cfg.withDefaults()
+	base, err := cfg.baseURL()
+	if err != nil {
+		return err
+	}
+	// The connection outlives the feed: the run's last acks go over it.
+	defer d.setConn(nil)
+	return runWith(ctx, cfg, h, d, func(ctx context.Context, r *runner, resume string) error {
+		cursor := resume
+		if cursor == "" {
+			cursor = beginningOfStream
+		}
+		for failures := 0; ; {
+			connected, err := d.connectOnce(ctx, cfg, base, &cursor, r)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			var stop *stopError
+			if errors.As(err, &stop) {
+				return stop.err
+			}
+			if connected {
+				failures = 0
+			}
+			failures++
+			delay := reconnect().Delay(failures)
+			cfg.Logger.Warn("websocket feed cut; reconnecting", "err", err, "after", cursor, "retry_in", delay)
+			if !sleep(ctx, delay) {
+				return ctx.Err()
+			}
+		}
+	})
+}
+
+func (d *wsDriver) setConn(c *websocket.Conn) {
+	d.mu.Lock()
+	old := d.c
+	d.c = c
+	d.mu.Unlock()
+	if old != nil && old != c {
+		_ = old.Close(websocket.StatusNormalClosure, "")
+	}
+}
+
+// wsMessage is what the feed sends: an event, or the reply to an ack.
+type wsMessage struct {
+	ID    string          `json:"id"`
+	Acked json.RawMessage `json:"acked"`
+	Error string          `json:"error"`
+}
+
+// connectOnce follows one connection, offering its events, until it ends;
+// it reports whether the server accepted the connection.
+func (d *wsDriver) connectOnce(ctx context.Context, cfg Config, base string, cursor *string, r *runner) (bool, error) {
+	q := url.Values{"after": {*cursor}}
+	if cfg.Label != "" {
+		q.Set("label", cfg.Label)
+	}
+	header := http.Header{}
+	if cfg.Token != "" {
+		header.Set("Authorization", "Bearer "+cfg.Token)
+	}
+	c, resp, err := websocket.Dial(ctx, base+"/v1/ws?"+q.Encode(), &websocket.DialOptions{HTTPClient: cfg.HTTPClient, HTTPHeader: header})
+	if err != nil {
+		if resp != nil {
+			herr := &HTTPError{StatusCode: resp.StatusCode, Message: err.Error()}
+			if herr.permanent() {
+				return false, &stopError{fmt.Errorf("websocket feed: %w", herr)}
+			}
+		}
+		return false, fmt.Errorf("websocket feed: %w", err)
+	}
+	c.SetReadLimit(maxEventSize)
+	d.setConn(c)
+	// Reads run on a context of their own: the library closes the
+	// connection when a read's context ends, and the run's last acks still
+	// need it. Closing the connection (setConn) ends the reader.
+	msgs := make(chan []byte)
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			_, msg, err := c.Read(context.Background())
+			if err != nil {
+				readErr <- err
+				return
+			}
+			select {
+			case msgs <- msg:
+			case <-ctx.Done():
+				readErr <- ctx.Err()
+				return
+			}
+		}
+	}()
+	for {
+		var msg []byte
+		select {
+		case <-ctx.Done():
+			return true, ctx.Err()
+		case err := <-readErr:
+			d.setConn(nil)
+			return true, fmt.Errorf("websocket feed: %w", err)
+		case msg = <-msgs:
+		}
+		var m wsMessage
+		if err := json.Unmarshal(msg, &m); err != nil {
+			return true, &stopError{fmt.Errorf("websocket feed: %w", err)}
+		}
+		switch {
+		case m.Error != "":
+			cfg.Logger.Warn("websocket ack refused", "err", m.Error)
+			continue
+		case m.Acked != nil:
+			continue
+		}
+		e, err := decodeEvent(msg)
+		if err != nil {
+			return true, &stopError{fmt.Errorf("websocket feed: %w", err)}
+		}
+		if err := r.offer(ctx, e); err != nil {
+			return true, err
+		}
+		*cursor = e.ID
+	}
+}
+
+// ackWriteTimeout bounds one ack message.
+const ackWriteTimeout = 10 * time.Second
+
+func (d *wsDriver) ack(ctx context.Context, ids []string) error {
+	d.mu.Lock()
+	c := d.c
+	d.mu.Unlock()
+	if c == nil {
+		return errors.New("no connection to ack on")
+	}
+	msg, err := json.Marshal(map[string][]string{"ack": ids})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, ackWriteTimeout)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, msg); err != nil {
+		return fmt.Errorf("ack on websocket: %w", err)
+	}
+	return nil
+}
+
+// nack does nothing: the feed has no nack; the driver retries locally.
+func (d *wsDriver) nack(context.Context, Event, time.Duration) (bool, error) { return false, nil }
+
+// release does nothing: unacked events stay pending on the server.
+func (d *wsDriver) release(context.Context, []string) {}
