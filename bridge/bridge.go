@@ -10,6 +10,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hookgate/hookgate/bridge/store"
@@ -47,6 +48,11 @@ type Inbox struct {
 	wake     *Wakeups
 	logger   *slog.Logger
 	observer Observer
+
+	// stopWaits closes when EndWaits is called: long polls then answer
+	// with what they have instead of holding a shutdown for up to MaxWait.
+	stopWaits chan struct{}
+	stopOnce  sync.Once
 }
 
 // New returns an Inbox on s.
@@ -73,8 +79,13 @@ func New(s store.Store, opts Options) *Inbox {
 		opts.Observer = nopObserver{}
 	}
 	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
-	return &Inbox{store: s, opts: opts, wake: opts.Wakeups, logger: opts.Logger, observer: opts.Observer}
+	return &Inbox{store: s, opts: opts, wake: opts.Wakeups, logger: opts.Logger, observer: opts.Observer, stopWaits: make(chan struct{})}
 }
+
+// EndWaits makes every long poll, waiting now or later, answer at once with
+// what is pending (usually nothing), as a graceful shutdown needs: the
+// agent polls again, elsewhere or after the restart, and loses nothing.
+func (in *Inbox) EndWaits() { in.stopOnce.Do(func() { close(in.stopWaits) }) }
 
 // Store returns the log the inbox writes to.
 func (in *Inbox) Store() store.Store { return in.store }

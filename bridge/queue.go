@@ -46,6 +46,8 @@ func (in *Inbox) Lease(ctx context.Context, principal, label string, limit int, 
 		case <-recheck.C:
 		case <-deadline.C:
 			return res, nil
+		case <-in.stopWaits:
+			return res, nil
 		case <-ctx.Done():
 			return store.LeaseResult{}, ctx.Err()
 		}

@@ -38,7 +38,7 @@ type Handler struct {
 	// closing ends with Shutdown: open 2026 listens then end gracefully.
 	closing    context.Context
 	endListens context.CancelFunc
-	listens    sync.WaitGroup
+	calls      sync.WaitGroup // POSTs being answered
 	activity   *sessionActivity
 	logger     *slog.Logger
 }
@@ -58,9 +58,13 @@ func NewHandler(getServer func(*http.Request) *mcp.Server, opts HandlerOptions) 
 			DisableLocalhostProtection: opts.DisableLocalhostProtection,
 		}),
 		stateless: mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
-			Stateless:                  true,
-			Logger:                     opts.Logger,
-			DisableLocalhostProtection: opts.DisableLocalhostProtection,
+			Stateless: true,
+			// A 2026 client that goes away has no session to come back to:
+			// end its call (a poll_events long poll above all) with the
+			// request, rather than lease events to nobody until it times out.
+			PropagateRequestCancellation: true,
+			Logger:                       opts.Logger,
+			DisableLocalhostProtection:   opts.DisableLocalhostProtection,
 		}),
 		closing:    closing,
 		endListens: endListens,
@@ -69,14 +73,16 @@ func NewHandler(getServer func(*http.Request) *mcp.Server, opts HandlerOptions) 
 
 // ServeHTTP dispatches by protocol version.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost {
+		// Every call (a 2026 listen included) travels on a POST and is
+		// answered on it; Shutdown waits for them to be answered.
+		h.calls.Add(1)
+		defer h.calls.Done()
+	}
 	if r.Header.Get("Mcp-Protocol-Version") < statelessFrom {
 		defer h.activity.track(r)()
 		h.stateful.ServeHTTP(w, r)
 		return
-	}
-	if r.Header.Get("Mcp-Method") == "subscriptions/listen" {
-		h.listens.Add(1)
-		defer h.listens.Done()
 	}
 	h.stateless.ServeHTTP(w, r)
 }
@@ -100,26 +106,32 @@ func (h *Handler) EndListensOnShutdown(next mcp.MethodHandler) mcp.MethodHandler
 }
 
 // Shutdown ends every open 2026 listen gracefully and waits, until ctx
-// ends, for each to have sent its final result. Call it before closing
-// sessions and the HTTP server, which would cut the listens instead.
+// ends, for every call in flight to have been answered: each listen's final
+// result, and the answer of any other call, such as a long poll the caller
+// has ended first (bridge.Inbox.EndWaits). Call it before closing sessions
+// and the HTTP server, which would cut those answers off instead.
 func (h *Handler) Shutdown(ctx context.Context) error {
 	h.endListens()
 	done := make(chan struct{})
-	go func() { h.listens.Wait(); close(done) }()
+	go func() { h.calls.Wait(); close(done) }()
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("end listens: %w", ctx.Err())
+		return fmt.Errorf("answer calls in flight: %w", ctx.Err())
 	}
 }
 
-// CloseSessions ends every open session of s, so that an http.Server
-// shutdown is not held up by their long-lived streams (the SDK has no
-// shutdown hook of its own).
+// CloseSessions ends every open legacy session of s, so that an
+// http.Server shutdown is not held up by their long-lived streams (the SDK
+// has no shutdown hook of its own). The per-request sessions of 2026-07-28
+// (no session ID) are left to finish with their requests, which the
+// shutdown waits for: closing one would drop the answer it is writing.
 func CloseSessions(s *mcp.Server) {
 	for ss := range s.Sessions() {
-		_ = ss.Close()
+		if ss.ID() != "" {
+			_ = ss.Close()
+		}
 	}
 }
 

@@ -253,6 +253,7 @@ func (s *Server) Store() store.Store { return s.store }
 // requests (ingress above all) finish until ctx ends, then closes the store.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.endFeeds()
+	s.inbox.EndWaits()
 	eventsErr := s.events.Shutdown(ctx)
 	listenErr := s.mcp.Shutdown(ctx)
 	s.servers.Each(compat.CloseSessions)
