@@ -37,7 +37,8 @@ const usage = `hookgate: a webhook gateway for AI agents.
 
 usage:
   hookgate serve [flags]               run the gateway (see hookgate serve -h)
-  hookgate token create --name NAME    print a new bearer token for principal NAME
+  hookgate token create --name NAME [--data DIR | --redis URL]
+                                       print a new bearer token for principal NAME
   hookgate tail --server URL --token T [--label L] [--after ID]
                                        print each event as it arrives, one JSON object
                                        per line (NDJSON) on stdout; Ctrl-C stops
