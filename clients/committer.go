@@ -3,6 +3,7 @@ package clients
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -23,6 +24,14 @@ type committer struct {
 	mu      sync.Mutex
 	pending []string // completed, not yet acked
 	saveErr error    // the last failed save, reported when the run ends
+	// reack holds the checkpoint's recent completions at the start of a
+	// run, acked again once, best effort: a run that died between saving
+	// its checkpoint and acking left them pending on the server, and a push
+	// driver, which resumes after the checkpoint, would never see them
+	// again to ack. Kept apart from pending because some may be gone from
+	// the server by now, which fails their ack for good.
+	reack      []string
+	reackTries int
 
 	wake chan struct{} // one token: there is something to commit
 	stop chan struct{} // closed by close
@@ -39,6 +48,28 @@ func startCommitter(cfg Config, track *tracker, src acker) *committer {
 	}
 	go c.loop()
 	return c
+}
+
+// reackAttempts bounds the tries of the start-of-run re-ack, reackRetry
+// spaces them.
+const (
+	reackAttempts = 5
+	reackRetry    = time.Second
+)
+
+// reackRecent queues the checkpoint's recent completions for one more ack
+// (see committer.reack) and has it tried at once.
+func (c *committer) reackRecent(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	c.mu.Lock()
+	c.reack = slices.Clone(ids)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
 }
 
 // add queues a completed event for the checkpoint and the ack.
@@ -89,6 +120,7 @@ func (c *committer) flush(ctx context.Context) {
 			c.mu.Unlock()
 		}
 	}
+	c.flushReack(ctx)
 	if len(ids) == 0 {
 		return
 	}
@@ -97,6 +129,38 @@ func (c *committer) flush(ctx context.Context) {
 		c.mu.Lock()
 		c.pending = append(ids, c.pending...)
 		c.mu.Unlock()
+	}
+}
+
+// flushReack tries the start-of-run re-ack, dropping it once it worked or
+// failed reackAttempts times (a session not up yet fails it too, so it is
+// tried again at later flushes).
+func (c *committer) flushReack(ctx context.Context) {
+	c.mu.Lock()
+	ids := c.reack
+	c.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	err := c.src.ack(ctx, ids)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reackTries++
+	switch {
+	case err == nil:
+		c.reack = nil
+	case c.reackTries >= reackAttempts:
+		c.cfg.Logger.Debug("ack the checkpoint's recent events again; giving up", "count", len(ids), "err", err)
+		c.reack = nil
+	default:
+		// Most often the driver has no session yet: try again shortly
+		// rather than only at the next completion.
+		time.AfterFunc(reackRetry, func() {
+			select {
+			case c.wake <- struct{}{}:
+			default:
+			}
+		})
 	}
 }
 

@@ -82,6 +82,7 @@ func newRunner(ctx context.Context, cfg Config, h Handler, src acker, p Progress
 	}
 	r.ctx, r.cancel = context.WithCancel(ctx)
 	r.commit = startCommitter(cfg, r.track, src)
+	r.commit.reackRecent(p.Recent)
 	return r
 }
 
