@@ -1,9 +1,13 @@
 package clients_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -83,4 +87,53 @@ func pendingOn(t *testing.T, g *hookgate, label string) int {
 	}
 	t.Fatalf("no webhook %q", label)
 	return 0
+}
+
+// TestWebSocketAckRefusalIsSeen: the WebSocket driver waits for the
+// server's answer to each ack, so an ack the server refuses is an error
+// (retried, then given up for a start-of-run re-ack) rather than taken for
+// done as soon as it was written.
+func TestWebSocketAckRefusalIsSeen(t *testing.T) {
+	g := startHookgate(t)
+	label := "wsack"
+	g.register(t, label)
+	cp := &clients.MemoryCheckpoint{}
+	// 1-1 is well formed but not an event of this principal's: the server refuses the ack.
+	if err := cp.Save(context.Background(), clients.Progress{Last: "1-1", Recent: []string{"1-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- clients.NewWebSocket(clients.Config{Server: g.url, Token: g.token, Label: label, Checkpoint: cp, Logger: logger}).
+			Run(ctx, func(context.Context, clients.Event) error { return nil })
+	}()
+	waitUntil(t, 30*time.Second, "the refused re-ack given up", func() bool {
+		return strings.Contains(logs.String(), "giving up")
+	})
+	cancel()
+	<-done
+	if out := logs.String(); !strings.Contains(out, "ack on websocket refused") || !strings.Contains(out, "1-1") {
+		t.Fatalf("the refusal is not what the log reports:\n%s", out)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger and a test to share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

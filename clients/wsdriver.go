@@ -26,6 +26,9 @@ type wsDriver struct {
 	cfg Config
 	mu  sync.Mutex
 	c   *websocket.Conn // the current connection; nil between connections
+	// replies routes the server's answer to each ack in flight, keyed by
+	// the ack value as sent (the server echoes it).
+	replies map[string]chan error
 }
 
 // Run implements Driver.
@@ -74,11 +77,35 @@ func (d *wsDriver) setConn(c *websocket.Conn) {
 	}
 }
 
-// wsMessage is what the feed sends: an event, or the reply to an ack.
-type wsMessage struct {
-	ID    string          `json:"id"`
+// wsReply is the feed's answer to an ack: {"acked": <as sent>, "count": n}
+// or {"error": "...", "ack": <as sent>}. Events have neither field.
+type wsReply struct {
 	Acked json.RawMessage `json:"acked"`
+	Ack   json.RawMessage `json:"ack"`
 	Error string          `json:"error"`
+}
+
+// reply hands msg to the ack waiting for it, reporting whether msg was an
+// ack reply at all.
+func (d *wsDriver) reply(msg []byte) bool {
+	var r wsReply
+	if json.Unmarshal(msg, &r) != nil || (r.Acked == nil && r.Error == "") {
+		return false
+	}
+	key, err := string(r.Acked), error(nil)
+	if r.Error != "" {
+		key, err = string(r.Ack), errors.New(r.Error)
+	}
+	d.mu.Lock()
+	ch := d.replies[key]
+	delete(d.replies, key)
+	d.mu.Unlock()
+	if ch == nil {
+		d.cfg.Logger.Warn("websocket ack reply matches no ack in flight", "reply", string(msg))
+		return true
+	}
+	ch <- err
+	return true
 }
 
 // connectOnce follows one connection, offering its events, until it ends;
@@ -116,11 +143,15 @@ func (d *wsDriver) connectOnce(ctx context.Context, cfg Config, base string, cur
 				readErr <- err
 				return
 			}
+			// Ack replies are taken here, so that the run's last acks
+			// are confirmed even after the feed has stopped reading
+			// events (those are dropped then: the next run reads them).
+			if d.reply(msg) || ctx.Err() != nil {
+				continue
+			}
 			select {
 			case msgs <- msg:
 			case <-ctx.Done():
-				readErr <- ctx.Err()
-				return
 			}
 		}
 	}()
@@ -134,17 +165,6 @@ func (d *wsDriver) connectOnce(ctx context.Context, cfg Config, base string, cur
 			return true, fmt.Errorf("websocket feed: %w", err)
 		case msg = <-msgs:
 		}
-		var m wsMessage
-		if err := json.Unmarshal(msg, &m); err != nil {
-			return true, &stopError{fmt.Errorf("websocket feed: %w", err)}
-		}
-		switch {
-		case m.Error != "":
-			cfg.Logger.Warn("websocket ack refused", "err", m.Error)
-			continue
-		case m.Acked != nil:
-			continue
-		}
 		e, err := decodeEvent(msg)
 		if err != nil {
 			return true, &stopError{fmt.Errorf("websocket feed: %w", err)}
@@ -156,8 +176,9 @@ func (d *wsDriver) connectOnce(ctx context.Context, cfg Config, base string, cur
 	}
 }
 
-// ackWriteTimeout bounds one ack message.
-const ackWriteTimeout = 10 * time.Second
+// wsAckTimeout bounds one ack: its message and the server's reply. An ack
+// without a reply is sent again at the next flush (acks are idempotent).
+const wsAckTimeout = 10 * time.Second
 
 func (d *wsDriver) ack(ctx context.Context, ids []string) error {
 	d.mu.Lock()
@@ -166,16 +187,40 @@ func (d *wsDriver) ack(ctx context.Context, ids []string) error {
 	if c == nil {
 		return errors.New("no connection to ack on")
 	}
-	msg, err := json.Marshal(map[string][]string{"ack": ids})
+	value, err := json.Marshal(ids)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, ackWriteTimeout)
+	key := string(value)
+	answer := make(chan error, 1)
+	d.mu.Lock()
+	if d.replies == nil {
+		d.replies = make(map[string]chan error)
+	}
+	d.replies[key] = answer
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		if d.replies[key] == answer {
+			delete(d.replies, key)
+		}
+		d.mu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(ctx, wsAckTimeout)
 	defer cancel()
+	msg := append(append([]byte(`{"ack":`), value...), '}')
 	if err := c.Write(ctx, websocket.MessageText, msg); err != nil {
 		return fmt.Errorf("ack on websocket: %w", err)
 	}
-	return nil
+	select {
+	case err := <-answer:
+		if err != nil {
+			return fmt.Errorf("ack on websocket refused: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("ack on websocket: no reply: %w", ctx.Err())
+	}
 }
 
 // nack does nothing: the feed has no nack; the driver retries locally.
