@@ -2,6 +2,8 @@ package clients
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"time"
 )
@@ -43,5 +45,42 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	case <-ctx.Done():
 		return false
+	}
+}
+
+// keepTrying is every driver's outer loop: it runs attempt until ctx ends
+// or attempt fails with a stopError (a refusal no retry can fix), waiting
+// between failures by the reconnect backoff. attempt reports whether it
+// made progress (a connection accepted, a poll answered), which restarts
+// the backoff, and returns nil to be run again at once. Each failure to be
+// retried is logged as "<what>; retrying" with logArgs' attributes (where
+// to resume), then reset (if not nil) drops what the next attempt must
+// build afresh, such as a session. reset is not called when the loop ends:
+// the run's last acks still need the session.
+func keepTrying(ctx context.Context, log *slog.Logger, what string, logArgs func() []any, reset func(), attempt func() (progressed bool, err error)) error {
+	for failures := 0; ; {
+		progressed, err := attempt()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if progressed {
+			failures = 0
+		}
+		if err == nil {
+			continue
+		}
+		var stop *stopError
+		if errors.As(err, &stop) {
+			return stop.err
+		}
+		failures++
+		delay := reconnect().Delay(failures)
+		log.Warn(what+"; retrying", append([]any{"err", err, "retry_in", delay}, logArgs()...)...)
+		if reset != nil {
+			reset()
+		}
+		if !sleep(ctx, delay) {
+			return ctx.Err()
+		}
 	}
 }

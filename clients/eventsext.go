@@ -97,7 +97,13 @@ func (d *eventsDriver) Run(ctx context.Context, h Handler) error {
 				s.close()
 			}
 		}()
-		for failures := 0; ; {
+		dropSession := func() {
+			if s != nil {
+				s.close()
+				s = nil
+			}
+		}
+		return keepTrying(ctx, cfg.Logger, "events", func() []any { return []any{"cursor", cursor} }, dropSession, func() (bool, error) {
 			var err error
 			if d.stream {
 				err = d.streamOnce(ctx, cfg, endpoint, &cursor, r)
@@ -109,28 +115,8 @@ func (d *eventsDriver) Run(ctx context.Context, h Handler) error {
 					err = d.pollOnce(ctx, s, cfg, &cursor, r)
 				}
 			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if err == nil {
-				failures = 0
-				continue
-			}
-			var stop *stopError
-			if errors.As(err, &stop) {
-				return stop.err
-			}
-			if s != nil {
-				s.close()
-				s = nil
-			}
-			failures++
-			delay := reconnect().Delay(failures)
-			cfg.Logger.Warn("events: retrying", "err", err, "cursor", cursor, "retry_in", delay)
-			if !sleep(ctx, delay) {
-				return ctx.Err()
-			}
-		}
+			return err == nil, err
+		})
 	})
 }
 

@@ -44,27 +44,11 @@ func (p *toolPoller) Run(ctx context.Context, h Handler) error {
 	// go over it.
 	defer p.setSession(nil)
 	return runWith(ctx, cfg, h, p, func(ctx context.Context, r *runner, _ string) error {
-		for failures := 0; ; {
+		startOver := func() { p.setSession(nil) } // with a fresh session
+		return keepTrying(ctx, cfg.Logger, "poll failed", func() []any { return nil }, startOver, func() (bool, error) {
 			err := p.pollOnce(ctx, cfg, r)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if err == nil {
-				failures = 0
-				continue
-			}
-			var stop *stopError
-			if errors.As(err, &stop) {
-				return stop.err
-			}
-			failures++
-			delay := reconnect().Delay(failures)
-			cfg.Logger.Warn("poll failed; retrying", "err", err, "retry_in", delay)
-			p.setSession(nil) // start over with a fresh session
-			if !sleep(ctx, delay) {
-				return ctx.Err()
-			}
-		}
+			return err == nil, err
+		})
 	})
 }
 

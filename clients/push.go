@@ -58,21 +58,9 @@ func (d *pushDriver) Run(ctx context.Context, h Handler) error {
 	defer d.setSession(nil)
 	return runWith(ctx, cfg, h, d, func(ctx context.Context, r *runner, resume string) error {
 		cursor := resume
-		for failures := 0; ; failures++ {
-			err := d.serve(ctx, cfg, uri, &cursor, r)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			var stop *stopError
-			if errors.As(err, &stop) {
-				return stop.err
-			}
-			delay := reconnect().Delay(failures + 1)
-			cfg.Logger.Warn("subscription lost; reconnecting", "uri", uri, "err", err, "retry_in", delay)
-			if !sleep(ctx, delay) {
-				return ctx.Err()
-			}
-		}
+		return keepTrying(ctx, cfg.Logger, "subscription lost", func() []any { return []any{"uri", uri, "after", cursor} }, nil, func() (bool, error) {
+			return false, d.serve(ctx, cfg, uri, &cursor, r)
+		})
 	})
 }
 

@@ -45,25 +45,9 @@ func (d *wsDriver) Run(ctx context.Context, h Handler) error {
 		if cursor == "" {
 			cursor = beginningOfStream
 		}
-		for failures := 0; ; {
-			connected, err := d.connectOnce(ctx, cfg, base, &cursor, r)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			var stop *stopError
-			if errors.As(err, &stop) {
-				return stop.err
-			}
-			if connected {
-				failures = 0
-			}
-			failures++
-			delay := reconnect().Delay(failures)
-			cfg.Logger.Warn("websocket feed cut; reconnecting", "err", err, "after", cursor, "retry_in", delay)
-			if !sleep(ctx, delay) {
-				return ctx.Err()
-			}
-		}
+		return keepTrying(ctx, cfg.Logger, "websocket feed cut", func() []any { return []any{"after", cursor} }, nil, func() (bool, error) {
+			return d.connectOnce(ctx, cfg, base, &cursor, r)
+		})
 	})
 }
 
