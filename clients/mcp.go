@@ -283,3 +283,28 @@ func (b *watchedBody) Close() error {
 
 // errNoEventTools means the server offers neither poll tool.
 var errNoEventTools = errors.New("the server offers neither poll_events nor check_pending_events")
+
+// sessionSlot holds a driver's current MCP session: the one its feed uses
+// and its acks go over, replaced on reconnect.
+type sessionSlot struct {
+	mu sync.Mutex
+	s  *mcpSession // nil between sessions
+}
+
+// setSession replaces the current session, closing the old one.
+func (h *sessionSlot) setSession(s *mcpSession) {
+	h.mu.Lock()
+	old := h.s
+	h.s = s
+	h.mu.Unlock()
+	if old != nil && old != s {
+		old.close()
+	}
+}
+
+// current is the session to ack on, or nil.
+func (h *sessionSlot) current() *mcpSession {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.s
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 )
 
@@ -30,8 +29,7 @@ func NewToolPoller(cfg Config) Driver { return &toolPoller{cfg: cfg} }
 
 type toolPoller struct {
 	cfg Config
-	mu  sync.Mutex
-	s   *mcpSession // the current session; nil between sessions
+	sessionSlot
 }
 
 // Run implements Driver.
@@ -52,23 +50,10 @@ func (p *toolPoller) Run(ctx context.Context, h Handler) error {
 	})
 }
 
-// setSession replaces the current session, closing the old one.
-func (p *toolPoller) setSession(s *mcpSession) {
-	p.mu.Lock()
-	old := p.s
-	p.s = s
-	p.mu.Unlock()
-	if old != nil && old != s {
-		old.close()
-	}
-}
-
 // session returns the current session, connecting when there is none or
 // the last one ended.
 func (p *toolPoller) session(ctx context.Context, cfg Config) (*mcpSession, error) {
-	p.mu.Lock()
-	s := p.s
-	p.mu.Unlock()
+	s := p.current()
 	if s != nil {
 		select {
 		case <-s.closed:
@@ -133,13 +118,6 @@ func (p *toolPoller) pollOnce(ctx context.Context, cfg Config, r *runner) error 
 		}
 	}
 	return nil
-}
-
-// current is the session to ack on, or nil.
-func (p *toolPoller) current() *mcpSession {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.s
 }
 
 func (p *toolPoller) ack(ctx context.Context, ids []string) error {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -41,8 +40,7 @@ func NewListener(cfg Config) Driver { return &pushDriver{cfg: cfg, version: late
 type pushDriver struct {
 	cfg     Config
 	version string
-	mu      sync.Mutex
-	s       *mcpSession
+	sessionSlot
 }
 
 // Run implements Driver.
@@ -62,22 +60,6 @@ func (d *pushDriver) Run(ctx context.Context, h Handler) error {
 			return false, d.serve(ctx, cfg, uri, &cursor, r)
 		})
 	})
-}
-
-func (d *pushDriver) setSession(s *mcpSession) {
-	d.mu.Lock()
-	old := d.s
-	d.s = s
-	d.mu.Unlock()
-	if old != nil && old != s {
-		old.close()
-	}
-}
-
-func (d *pushDriver) current() *mcpSession {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.s
 }
 
 // serve runs one session: subscribe, catch up, then follow the
