@@ -49,6 +49,7 @@ func (in *Inbox) Lease(ctx context.Context, principal, label string, limit int, 
 		case <-in.stopWaits:
 			return res, nil
 		case <-ctx.Done():
+			in.logger.DebugContext(ctx, "long poll ended: the caller went away", "principal", principal, "label", label)
 			return store.LeaseResult{}, ctx.Err()
 		}
 	}

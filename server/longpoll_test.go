@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
@@ -84,4 +86,70 @@ func leaseCalls(t *testing.T, base string) int {
 		}
 	}
 	return 0
+}
+
+// TestLongPollEndsWhenA2026ClientLeaves: a 2026-07-28 client has no session
+// to come back to, so when it drops a poll_events long poll the poll ends
+// with it. Before, the poll kept waiting and leased the next event to
+// nobody, holding it until the lease ran out (an hour here).
+func TestLongPollEndsWhenA2026ClientLeaves(t *testing.T) {
+	g := startGateway(t, t.TempDir(), "--dev-token", "--lease", "1h", "--log-level", "debug")
+	cs := connect(t, g.url, g.token, "2026-07-28")
+	reg := mustTool(t, cs, "register_webhook", map[string]any{"label": "gone"}).Structured
+
+	ctx, cancel := context.WithCancel(context.Background())
+	body, _ := json.Marshal(map[string]any{
+		"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+		"params": map[string]any{
+			"name":      "poll_events",
+			"arguments": map[string]any{"label": "gone", "wait_seconds": 30},
+			"_meta": map[string]any{
+				"io.modelcontextprotocol/protocolVersion":    "2026-07-28",
+				"io.modelcontextprotocol/clientInfo":         map[string]any{"name": "raw", "version": "1"},
+				"io.modelcontextprotocol/clientCapabilities": map[string]any{},
+			},
+		},
+	})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.url+"/mcp", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+g.token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Protocol-Version", "2026-07-28")
+	req.Header.Set("Mcp-Method", "tools/call")
+	req.Header.Set("Mcp-Name", "poll_events")
+	before := leaseCalls(t, g.url)
+	polled := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		polled <- err
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for leaseCalls(t, g.url) == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the long poll never reached the store")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel() // the client goes away
+	<-polled
+	for !strings.Contains(g.stderr.String(), "long poll ended: the caller went away") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the long poll did not end with its client; stderr:\n%s", g.stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// The next event goes to whoever polls next, not to the departed client.
+	payload := []byte(`{"id":"after-leave","type":"t"}`)
+	if status, _ := post(t, reg["url"].(string), http.Header{"X-Webhook-Signature": {signGeneric(reg["secret"].(string), payload)}}, payload); status != http.StatusOK {
+		t.Fatalf("POST: %d", status)
+	}
+	got, _ := mustTool(t, cs, "poll_events", map[string]any{"label": "gone", "wait_seconds": 10}).Structured["events"].([]any)
+	if len(got) != 1 {
+		t.Fatalf("poll after the client left got %d events, want the 1 posted", len(got))
+	}
 }
