@@ -28,7 +28,7 @@ import (
 func main() {
 	checkpoint := flag.String("checkpoint", "agent.checkpoint.json", "the agent's checkpoint file")
 	label := flag.String("label", os.Getenv("HOOKGATE_LABEL"), "only this webhook's events")
-	since := flag.String("since", "", "redo events after this ID instead of the checkpoint's (0-0: everything retained)")
+	since := flag.String("since", "", "redo events after this ID instead of after the checkpoint's (0-0: everything retained); the checkpoint then forgets what came after it")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -62,6 +62,18 @@ func main() {
 	}
 	if err != nil {
 		log.Fatal(err)
+	}
+	if *since != "" {
+		// Redoing events the checkpoint lists as done: the agent would
+		// skip them (and only ack them again), so it must forget them.
+		// Everything up to --since stays done.
+		last := *since
+		if last == "0-0" {
+			last = ""
+		}
+		if err := clients.FileCheckpoint(*checkpoint).Save(ctx, clients.Progress{Last: last}); err != nil {
+			log.Fatal(err)
+		}
 	}
 	fmt.Printf("%d events after %s are pending again (%d were done); restart the agent to redo them\n",
 		res.Events, from, res.Requeued)
