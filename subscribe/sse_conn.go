@@ -19,7 +19,11 @@ import (
 // feed returns from ServeHTTP at once, which releases all of that, and
 // runs on a fresh goroutine of its own (a shallow stack, which the runtime
 // shrinks back when the feed goes idle) plus one parked in a 1-byte read
-// (see watch). With ten thousand idle subscribers that halves their memory.
+// (see watch). In BenchmarkPushFanout10k that took hookgate's RSS per idle
+// subscriber from 29.5 KiB to 16.1 KiB. What remains is mostly the two
+// goroutines' stacks (about 6 KiB together), the socket, context, timer
+// and feed state on the heap (about 3 KiB), and the garbage collector's
+// headroom over that.
 //
 // What it gives up, and why that is acceptable:
 //   - The body is not chunked: it is delimited by the connection's close
