@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -29,9 +30,11 @@ type feed struct {
 	inbox *bridge.Inbox
 	reg   store.Registration
 	srv   *httptest.Server
+	sse   *subscribe.SSEHandler
 
 	mu          sync.Mutex
-	lastEventID []string // the Last-Event-ID of each request, in order
+	lastEventID []string              // the Last-Event-ID of each request, in order
+	conns       map[net.Conn]struct{} // the server's ends of its connections
 }
 
 func newFeed(t *testing.T) *feed {
@@ -45,6 +48,7 @@ func newFeed(t *testing.T) *feed {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.conns = map[net.Conn]struct{}{}
 	h := subscribe.NewSSEHandler(subscribe.FeedOptions{
 		Log:  st,
 		Wake: f.inbox.Wakeups(),
@@ -59,18 +63,49 @@ func newFeed(t *testing.T) *feed {
 			return err
 		},
 	})
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f.sse = h
+	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.lastEventID = append(f.lastEventID, r.Header.Get("Last-Event-ID"))
 		f.mu.Unlock()
 		h.ServeHTTP(w, r)
 	}))
+	// The feed takes its connection over from net/http, which then no
+	// longer tracks it (CloseClientConnections would not close it), so the
+	// test keeps the server's end of every connection itself.
+	f.srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		switch s {
+		case http.StateNew:
+			f.conns[c] = struct{}{}
+		case http.StateClosed:
+			delete(f.conns, c)
+		}
+	}
+	f.srv.Start()
 	t.Cleanup(func() {
-		f.srv.CloseClientConnections()
+		f.cutConnections()
 		f.srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		if err := h.Wait(ctx); err != nil {
+			t.Errorf("feeds still running after their connections were cut: %v", err)
+		}
 		_ = st.Close()
 	})
 	return f
+}
+
+// cutConnections closes the server's end of every connection, those the
+// feed took over from net/http included: a cut from the server's side.
+func (f *feed) cutConnections() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.conns {
+		_ = c.Close()
+		delete(f.conns, c)
+	}
 }
 
 func (f *feed) requests() []string {
@@ -136,7 +171,7 @@ func TestStreamSSEResumesAfterServerCut(t *testing.T) {
 	events, done, cancel := stream(t, clients.SSEOptions{Server: f.srv.URL, Token: "good", Label: "orders", After: "0-0", Retry: 20 * time.Millisecond})
 	got := receive(t, events, 20)
 
-	f.srv.CloseClientConnections() // the server side cuts the stream mid-way
+	f.cutConnections() // the server side cuts the stream mid-way
 	all = append(all, f.appendEvents(t, 50)...)
 	got = append(got, receive(t, events, 80)...)
 	for i := range all {

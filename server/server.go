@@ -60,6 +60,7 @@ type Server struct {
 	metricsHTTP *http.Server    // only with --metrics-addr
 	feeds       context.Context // ends on Shutdown: SSE and WebSocket feeds end
 	endFeeds    context.CancelFunc
+	sse         *subscribe.SSEHandler // its feeds outlive their requests; Shutdown waits
 	http        *http.Server
 	listener    net.Listener
 	publicURL   string
@@ -258,6 +259,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	listenErr := s.mcp.Shutdown(ctx)
 	s.servers.Each(compat.CloseSessions)
 	httpErr := s.http.Shutdown(ctx)
+	sseErr := s.sse.Wait(ctx) // SSE feeds run past their requests; see NewSSEHandler
 	if s.metricsHTTP != nil {
 		_ = s.metricsHTTP.Shutdown(ctx)
 	}
@@ -275,7 +277,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err := s.store.Close(); err != nil {
 		storeErr = fmt.Errorf("close store: %w", err)
 	}
-	return errors.Join(eventsErr, listenErr, httpErr, storeErr)
+	return errors.Join(eventsErr, listenErr, httpErr, sseErr, storeErr)
 }
 
 func (s *Server) routes() http.Handler {
@@ -295,9 +297,11 @@ func (s *Server) routes() http.Handler {
 		Labels:    s.inbox.CheckLabel,
 		Acker:     s.inbox,
 		Stopping:  s.feeds,
+		Metrics:   s.observer,
 		Logger:    s.logger,
 	}
-	mux.Handle("GET /v1/stream", authed(subscribe.NewSSEHandler(feeds)))
+	s.sse = subscribe.NewSSEHandler(feeds)
+	mux.Handle("GET /v1/stream", authed(s.sse))
 	mux.Handle("GET /v1/ws", authed(subscribe.NewWebSocketHandler(feeds)))
 	mux.Handle("GET /v1/stats", authed(s.observer.StatsHandler(principalOf)))
 	mux.Handle("GET /v1/webhooks", authed(webhooksHandler(s.inbox)))

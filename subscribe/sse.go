@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hookgate/hookgate/bridge/store"
@@ -45,11 +47,16 @@ type FeedOptions struct {
 	// Now is the clock a feed without a cursor starts from; nil means
 	// time.Now. It must agree with the store's clock, which dates the IDs.
 	Now func() time.Time
-	// Stopping, when it ends, ends every feed, so a graceful shutdown is
-	// not held up by streams that never go idle (http.Server.Shutdown
-	// waits for them and does not track WebSockets at all). Clients resume
-	// from their cursor. Nil never ends.
+	// Stopping, when it ends, ends every feed. A graceful shutdown needs
+	// it: http.Server.Shutdown waits for SSE streams over HTTP/2, which
+	// never go idle, and neither waits for nor closes WebSockets and SSE
+	// streams over HTTP/1.x, whose connections the handlers take over.
+	// Clients resume from their cursor. Nil never ends.
 	Stopping context.Context
+	// Metrics is told of SSE feeds opened and ended, events pushed and
+	// streams cut by the write timeout (path "sse", era "http"); nil means
+	// none.
+	Metrics Metrics
 	// Logger receives a debug line when a feed ends and a warning when the
 	// log cannot be read; nil discards.
 	Logger *slog.Logger
@@ -65,6 +72,7 @@ func (o FeedOptions) withDefaults() FeedOptions {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	o.Metrics = metricsOrNop(o.Metrics)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -147,40 +155,101 @@ func writeJSONError(w http.ResponseWriter, status int, msg string) {
 // the event ID, so a client that reconnects with Last-Event-ID (as every
 // EventSource does) resumes exactly where it stopped. Without Last-Event-ID
 // or after= the feed starts from now; label= filters.
-func NewSSEHandler(opts FeedOptions) http.Handler {
-	return &sseHandler{opts: opts.withDefaults()}
+//
+// Over HTTP/1.x the handler takes the connection over from net/http once
+// the request is checked, and the feed outlives ServeHTTP (see sseConn):
+// http.Server.Shutdown neither waits for nor closes such feeds, so end
+// FeedOptions.Stopping on shutdown and then call Wait.
+func NewSSEHandler(opts FeedOptions) *SSEHandler {
+	return &SSEHandler{opts: opts.withDefaults()}
 }
 
-type sseHandler struct {
-	opts FeedOptions
+// SSEHandler serves GET /v1/stream; see NewSSEHandler.
+type SSEHandler struct {
+	opts  FeedOptions
+	feeds sync.WaitGroup // taken-over feeds still running
 }
 
-func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// Wait waits until every feed running on a taken-over connection has
+// ended and closed its connection, or ctx ends. Feeds end with
+// FeedOptions.Stopping (or their clients); a server calls Wait after
+// ending Stopping so that nothing reads the log once it closes it.
+func (h *SSEHandler) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		h.feeds.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for sse feeds: %w", ctx.Err())
+	}
+}
+
+func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fr, ok := h.opts.parseFeedRequest(w, r, r.Header.Get("Last-Event-ID"))
 	if !ok {
 		return
 	}
-	ctx, cancel := h.opts.feedContext(r.Context())
-	defer cancel()
-
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
 	hdr.Set("X-Accel-Buffering", "no") // nginx would otherwise buffer the stream
-	w.WriteHeader(http.StatusOK)
 
-	s := &sseStream{w: w, rc: http.NewResponseController(w), timeout: h.opts.WriteTimeout}
-	if err := s.rc.SetWriteDeadline(time.Time{}); errors.Is(err, http.ErrNotSupported) {
-		// A middleware hides the connection; the stream still works, but a
-		// reader that stops reading holds this handler until TCP gives up.
-		h.opts.Logger.Warn("sse feed: response writer cannot set write deadlines; stalled readers will not be cut", "principal", fr.principal)
-		s.noDeadline = true
+	// An HTTP/1.x connection is taken over (see sseConn) and the feed runs
+	// on a goroutine of its own, so that returning here releases all that
+	// net/http holds for a request. Anything else (HTTP/2, a writer that
+	// hides its connection) is served through w, on this goroutine.
+	//
+	// The feed is counted before the connection is taken over: from then
+	// on http.Server.Shutdown no longer waits for this request, and Wait
+	// must not miss the feed it is about to start.
+	h.feeds.Add(1)
+	conn, err := hijackSSE(w, r, h.opts.WriteTimeout)
+	if err != nil {
+		h.feeds.Done()
 	}
-	defer s.finish()
+	switch {
+	case err == nil:
+		// Nothing in net/http reads the connection any more, so the
+		// request's context would not end when the client leaves: watch
+		// ends the feed instead.
+		parent := h.opts.Stopping
+		if parent == nil {
+			parent = context.Background()
+		}
+		ctx, cancel := context.WithCancel(parent)
+		conn.watch(cancel)
+		go func() {
+			defer h.feeds.Done()
+			defer cancel()
+			h.run(ctx, conn, fr)
+		}()
+	case errors.Is(err, http.ErrNotSupported):
+		ctx, cancel := h.opts.feedContext(r.Context())
+		defer cancel()
+		h.run(ctx, h.respond(w, fr), fr)
+	default:
+		// Hijack failed after net/http gave the connection up: nothing can
+		// be written to w any more.
+		h.opts.Logger.Warn("sse feed: take over connection", "principal", fr.principal, "err", err)
+	}
+}
+
+// run is one feed, from its preamble until ctx ends or a write fails; it
+// finishes out.
+func (h *SSEHandler) run(ctx context.Context, out sseOut, fr feedRequest) {
+	m := h.opts.Metrics
+	m.Subscribed("sse", "http", 1)
+	defer m.Subscribed("sse", "http", -1)
+	defer out.finish()
+	s := &sseStream{out: out}
 	// The preamble's id is the starting cursor: an EventSource keeps it as
 	// its last event ID, so a reconnect before the first event resumes from
 	// where this stream started, not from a later "now".
-	err := s.send([]byte("retry: " + strconv.FormatInt(sseRetry.Milliseconds(), 10) + "\nid: " + fr.after.String() + "\n\n"))
+	err := out.send([]byte("retry: " + strconv.FormatInt(sseRetry.Milliseconds(), 10) + "\nid: " + fr.after.String() + "\n\n"))
 	if err == nil {
 		f := &Follower{
 			Log:       h.opts.Log,
@@ -189,12 +258,35 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Label:     fr.label,
 			After:     fr.after,
 			Heartbeat: h.opts.Heartbeat,
-			Idle:      func() error { return s.send([]byte(": hb\n\n")) },
+			Idle:      out.heartbeat,
 		}
-		err = f.Run(ctx, s.sendEvent)
+		err = f.Run(ctx, func(e store.Event) error {
+			if err := s.sendEvent(e); err != nil {
+				return err
+			}
+			m.Pushed("sse")
+			return nil
+		})
 		fr.after = f.After
 	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		m.Cut("sse") // a reader that stopped reading
+	}
 	logFeedEnd(h.opts.Logger, "sse", fr, err, ctx.Err() != nil)
+}
+
+// respond starts the stream as an ordinary response on w, whose headers
+// ServeHTTP has set.
+func (h *SSEHandler) respond(w http.ResponseWriter, fr feedRequest) *sseResponse {
+	w.WriteHeader(http.StatusOK)
+	s := &sseResponse{w: w, rc: http.NewResponseController(w), timeout: h.opts.WriteTimeout}
+	if err := s.rc.SetWriteDeadline(time.Time{}); errors.Is(err, http.ErrNotSupported) {
+		// A middleware hides the connection; the stream still works, but a
+		// reader that stops reading holds this handler until TCP gives up.
+		h.opts.Logger.Warn("sse feed: response writer cannot set write deadlines; stalled readers will not be cut", "principal", fr.principal)
+		s.noDeadline = true
+	}
+	return s
 }
 
 // logFeedEnd logs why a feed ended: a debug line for the ordinary ends (the
@@ -217,16 +309,27 @@ type feedWriteError struct{ err error }
 func (e *feedWriteError) Error() string { return "write to subscriber: " + e.err.Error() }
 func (e *feedWriteError) Unwrap() error { return e.err }
 
-// sseStream writes one SSE response, each write under its own deadline so
-// that a client that stops reading fails the write instead of blocking it.
+// sseOut is where an SSE stream's bytes go: an ordinary response
+// (sseResponse) or a connection taken over from net/http (sseConn).
+type sseOut interface {
+	// send writes b at once, under the write timeout, so that a client
+	// that stops reading fails the write instead of blocking it.
+	send(b []byte) error
+	// heartbeat proves to the client, and to proxies in between, that an
+	// idle stream is alive; Follower.Idle.
+	heartbeat() error
+	// finish releases the stream once the feed has ended.
+	finish()
+}
+
+// sseHeartbeat is the comment an idle stream sends every
+// FeedOptions.Heartbeat.
+const sseHeartbeat = ": hb\n\n"
+
+// sseStream encodes events for an sseOut.
 type sseStream struct {
-	w       http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
-	buf     []byte
-	// noDeadline: the writer cannot take deadlines (see ServeHTTP).
-	noDeadline bool
-	broken     bool // a write failed; the connection is unusable
+	out sseOut
+	buf []byte
 }
 
 func (s *sseStream) sendEvent(e store.Event) error {
@@ -242,10 +345,21 @@ func (s *sseStream) sendEvent(e store.Event) error {
 	b = append(b, data...)
 	b = append(b, "\n\n"...)
 	s.buf = b
-	return s.send(b)
+	return s.out.send(b)
 }
 
-func (s *sseStream) send(b []byte) error {
+// sseResponse writes one SSE response through its http.ResponseWriter,
+// each write under its own deadline.
+type sseResponse struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	// noDeadline: the writer cannot take deadlines (see respond).
+	noDeadline bool
+	broken     bool // a write failed; the connection is unusable
+}
+
+func (s *sseResponse) send(b []byte) error {
 	var err error
 	if !s.noDeadline {
 		err = s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
@@ -263,11 +377,13 @@ func (s *sseStream) send(b []byte) error {
 	return nil
 }
 
+func (s *sseResponse) heartbeat() error { return s.send([]byte(sseHeartbeat)) }
+
 // finish clears the write deadline of a healthy connection, so a later
 // response on the kept-alive connection is not cut by a stale one. A broken
 // one keeps its past deadline: net/http's final flush then fails at once
 // instead of blocking on a reader that has stopped.
-func (s *sseStream) finish() {
+func (s *sseResponse) finish() {
 	if !s.broken && !s.noDeadline {
 		_ = s.rc.SetWriteDeadline(time.Time{})
 	}

@@ -50,20 +50,42 @@ type feedEnv struct {
 	inbox    *bridge.Inbox
 	clock    *testClock
 	srv      *httptest.Server
+	client   *http.Client // the server's: HTTP/2 over TLS with envOptions.http2
 	handlers *tracker
+	metrics  *feedMetrics // the feeds' subscribe.Metrics
+	sse      *subscribe.SSEHandler
 	stopping context.Context // FeedOptions.Stopping
 	stop     context.CancelFunc
 }
 
+// envOptions varies a feedEnv.
+type envOptions struct {
+	tweak func(*subscribe.FeedOptions)
+	// wrap, if set, wraps the feed handlers, inside the tracker.
+	wrap func(http.Handler) http.Handler
+	// http2 serves HTTP/2 over TLS instead of plain HTTP/1.1.
+	http2 bool
+}
+
 func newFeedEnv(t *testing.T, tweak func(*subscribe.FeedOptions)) *feedEnv {
 	t.Helper()
+	return newFeedEnvWith(t, envOptions{tweak: tweak})
+}
+
+func newFeedEnvWith(t *testing.T, eo envOptions) *feedEnv {
+	t.Helper()
+	tweak := eo.tweak
+	wrap := eo.wrap
+	if wrap == nil {
+		wrap = func(h http.Handler) http.Handler { return h }
+	}
 	clock := &testClock{}
 	clock.ms.Store(time.Date(2026, 11, 25, 6, 40, 0, 0, time.UTC).UnixMilli())
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "hookgate.db"), bolt.Options{Now: clock.now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &feedEnv{store: st, clock: clock, handlers: newTracker()}
+	e := &feedEnv{store: st, clock: clock, handlers: newTracker(), metrics: &feedMetrics{}}
 	e.stopping, e.stop = context.WithCancel(context.Background())
 	t.Cleanup(e.stop)
 	e.inbox = bridge.New(st, bridge.Options{Now: clock.now})
@@ -78,19 +100,27 @@ func newFeedEnv(t *testing.T, tweak func(*subscribe.FeedOptions)) *feedEnv {
 		Acker:    e.inbox,
 		Now:      clock.now,
 		Stopping: e.stopping,
+		Metrics:  e.metrics,
 	}
 	if tweak != nil {
 		tweak(&opts)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/hooks/{id}", e.inbox)
-	mux.Handle("GET /v1/stream", e.handlers.wrap(subscribe.NewSSEHandler(opts)))
-	mux.Handle("GET /v1/ws", e.handlers.wrap(subscribe.NewWebSocketHandler(opts)))
+	e.sse = subscribe.NewSSEHandler(opts)
+	mux.Handle("GET /v1/stream", e.handlers.wrap(wrap(e.sse)))
+	mux.Handle("GET /v1/ws", e.handlers.wrap(wrap(subscribe.NewWebSocketHandler(opts))))
 	e.srv = httptest.NewUnstartedServer(mux)
 	// A small send buffer on the server's side makes a reader that stops
 	// reading block the server's writes after kilobytes, not megabytes.
 	e.srv.Listener = smallSendBuffer{e.srv.Listener}
-	e.srv.Start()
+	if eo.http2 {
+		e.srv.EnableHTTP2 = true
+		e.srv.StartTLS()
+	} else {
+		e.srv.Start()
+	}
+	e.client = e.srv.Client()
 	t.Cleanup(func() {
 		e.srv.CloseClientConnections()
 		e.srv.Close()
@@ -173,7 +203,7 @@ func (e *feedEnv) postWebhook(t *testing.T, reg store.Registration, body string)
 	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/hooks/"+reg.ID, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Webhook-Signature", hex.EncodeToString(mac.Sum(nil)))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.client.Do(req)
 	if err != nil {
 		t.Fatalf("post webhook: %v", err)
 	}
@@ -208,6 +238,9 @@ func (tr *tracker) chans(name string) (started, ended chan struct{}) {
 	return tr.started[name], tr.ended[name]
 }
 
+// wrap tracks the named requests' handlers. A feed on a connection taken
+// over from net/http outlives its handler, so such a request has ended
+// only once its handler has returned and the connection is closed.
 func (tr *tracker) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := r.Header.Get(nameHeader)
@@ -217,9 +250,86 @@ func (tr *tracker) wrap(h http.Handler) http.Handler {
 		}
 		started, ended := tr.chans(name)
 		close(started)
-		defer close(ended)
-		h.ServeHTTP(w, r)
+		tw := &trackedWriter{ResponseWriter: w, ended: ended}
+		tw.pending.Store(1)
+		defer tw.done()
+		h.ServeHTTP(tw, r)
 	})
+}
+
+// trackedWriter is a tracked request's ResponseWriter: it closes ended once
+// the handler has returned and any connection it took over is closed.
+type trackedWriter struct {
+	http.ResponseWriter
+	ended   chan struct{}
+	pending atomic.Int32 // the handler, and a taken-over connection
+}
+
+func (w *trackedWriter) done() {
+	if w.pending.Add(-1) == 0 {
+		close(w.ended)
+	}
+}
+
+func (w *trackedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *trackedWriter) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+
+func (w *trackedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	w.pending.Add(1)
+	return &trackedConn{Conn: c, w: w}, brw, nil
+}
+
+type trackedConn struct {
+	net.Conn
+	w    *trackedWriter
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.w.done)
+	return err
+}
+
+// feedMetrics is a subscribe.Metrics that counts what the feeds report.
+type feedMetrics struct {
+	subscribed, pushed, cut atomic.Int64
+}
+
+func (m *feedMetrics) Subscribed(path, era string, delta int) {
+	if path == "sse" && era == "http" {
+		m.subscribed.Add(int64(delta))
+	}
+}
+
+func (m *feedMetrics) Pushed(path string) {
+	if path == "sse" {
+		m.pushed.Add(1)
+	}
+}
+
+func (m *feedMetrics) Cut(path string) {
+	if path == "sse" {
+		m.cut.Add(1)
+	}
+}
+
+// waitSubscribed polls until the SSE subscriber gauge reads n, failing the
+// test if it does not within d.
+func (e *feedEnv) waitSubscribed(t *testing.T, n int64, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for e.metrics.subscribed.Load() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("sse subscriber gauge %d after %s, want %d", e.metrics.subscribed.Load(), d, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // waitEnded fails unless the named request's handler returns within d.
@@ -273,7 +383,7 @@ func getSSE(t *testing.T, e *feedEnv, principal, query string, header http.Heade
 	if principal != "" {
 		req.Header.Set(principalHeader, principal)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.client.Do(req)
 	if err != nil {
 		cancel()
 		t.Fatalf("GET /v1/stream: %v", err)
@@ -439,6 +549,7 @@ func TestSSEResumesWithLastEventID(t *testing.T) {
 	reg := e.register(t, "alice", "orders")
 	all := e.appendEvents(t, reg, 1000, "")
 	r := openSSE(t, e, "alice", "after=0-0", http.Header{nameHeader: {"first"}})
+	expectTakenOver(t, r.resp)
 	got := r.readIDs(t, 300)
 	expectIDs(t, got, all[:300])
 
@@ -448,6 +559,7 @@ func TestSSEResumesWithLastEventID(t *testing.T) {
 
 	// after= is what the first request said; Last-Event-ID must win over it.
 	r = openSSE(t, e, "alice", "after=0-0", http.Header{"Last-Event-ID": {got[len(got)-1]}})
+	expectTakenOver(t, r.resp)
 	if b := r.next(t); b.ID != got[len(got)-1] {
 		t.Fatalf("preamble id %q, want the resume cursor %s", b.ID, got[len(got)-1])
 	}
@@ -548,9 +660,23 @@ func TestSSEHeartbeat(t *testing.T) {
 func TestSSEEndsOnDone(t *testing.T) {
 	e := newFeedEnv(t, nil)
 	r := openSSE(t, e, "alice", "", http.Header{nameHeader: {"s"}})
+	expectTakenOver(t, r.resp) // http.Server.Shutdown would not end it
 	r.next(t)
+	e.waitSubscribed(t, 1, wait)
+	// Wait waits for the running feed, which outlived its request.
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := e.sse.Wait(short); err == nil {
+		t.Fatal("Wait returned with a feed still running")
+	}
 	e.stop()
+	long, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := e.sse.Wait(long); err != nil {
+		t.Fatalf("Wait after Stopping: %v", err)
+	}
 	e.handlers.waitEnded(t, "s", wait)
+	e.waitSubscribed(t, 0, wait)
 	select {
 	case _, ok := <-r.blocks:
 		if ok {
@@ -585,6 +711,13 @@ func TestSSEStalledReaderIsCut(t *testing.T) {
 		t.Fatal("the stalled client's request never reached the handler")
 	}
 	stalledAt := time.Now()
+	// The head only: the stream behind it stays unread. Nothing but the
+	// write deadline can end a taken-over stream's blocked write.
+	head, err := http.ReadResponse(bufio.NewReaderSize(conn, 512), nil)
+	if err != nil {
+		t.Fatalf("stalled client: read the response head: %v", err)
+	}
+	expectTakenOver(t, head)
 
 	healthy := openSSE(t, e, "alice", "after=0-0", nil)
 	more := make(chan []string, 1)
@@ -610,5 +743,162 @@ func TestSSEStalledReaderIsCut(t *testing.T) {
 	e.handlers.waitEnded(t, "stalled", writeTimeout+wait)
 	if d := time.Since(stalledAt); d < writeTimeout {
 		t.Fatalf("stalled handler ended after %s, before its write timeout %s", d, writeTimeout)
+	}
+	if n := e.metrics.cut.Load(); n != 1 {
+		t.Fatalf("%d streams counted as cut, want the stalled one", n)
+	}
+}
+
+// expectTakenOver fails unless resp is an SSE stream the handler wrote on
+// the connection it took over from net/http: HTTP/1.1, neither chunked nor
+// of known length, ended by the connection's close.
+func expectTakenOver(t *testing.T, resp *http.Response) {
+	t.Helper()
+	if resp.ProtoMajor != 1 || !resp.Close || resp.TransferEncoding != nil || resp.ContentLength != -1 {
+		t.Fatalf("response %s, close %v, transfer-encoding %q, length %d: want a taken-over HTTP/1.1 stream delimited by the connection's close",
+			resp.Proto, resp.Close, resp.TransferEncoding, resp.ContentLength)
+	}
+}
+
+// TestSSETakenOverResponse checks the response head written by hand on a
+// taken-over connection: the stream's headers, those a middleware set,
+// and nothing net/http would have refused to send.
+func TestSSETakenOverResponse(t *testing.T) {
+	e := newFeedEnvWith(t, envOptions{wrap: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Request-Id", "req-1")
+			w.Header().Set("X-Bad", "a\r\nSet-Cookie: forged")
+			h.ServeHTTP(w, r)
+		})
+	}})
+	reg := e.register(t, "alice", "orders")
+	r := openSSE(t, e, "alice", "", nil)
+	expectTakenOver(t, r.resp)
+	h := r.resp.Header
+	for k, want := range map[string]string{
+		"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+		"X-Request-Id": "req-1", "X-Bad": "a  Set-Cookie: forged",
+	} {
+		if got := h.Get(k); got != want {
+			t.Errorf("header %s = %q, want %q", k, got, want)
+		}
+	}
+	if _, err := http.ParseTime(h.Get("Date")); err != nil || h.Get("Set-Cookie") != "" {
+		t.Errorf("headers %v: want a Date and no Set-Cookie", h)
+	}
+	if b := r.next(t); b.Retry != "2000" {
+		t.Fatalf("first block %q, want the preamble", b.Fields)
+	}
+	id := e.postWebhook(t, reg, `{"id":"evt_1","type":"order.created"}`)
+	if b := r.nextEvent(t); b.ID != id || b.Event != "order.created" {
+		t.Fatalf("got block %q, want event %s", b.Fields, id)
+	}
+}
+
+// TestSSEClientLeaving has clients leave idle taken-over streams. net/http
+// no longer reads such a connection, so no request context tells the feed;
+// the feed's own watch must, at once: the heartbeat is an hour and the log
+// is empty, so no write could notice instead. The feed must end, close
+// its connection and leave the subscriber gauge.
+func TestSSEClientLeaving(t *testing.T) {
+	e := newFeedEnv(t, func(o *subscribe.FeedOptions) { o.Heartbeat = time.Hour })
+	for _, tc := range []struct {
+		name  string
+		leave func(c *net.TCPConn)
+	}{
+		// A clean close (FIN).
+		{"close", func(c *net.TCPConn) { c.Close() }},
+		// An abortive close (RST), as when the client leaves unread data.
+		{"reset", func(c *net.TCPConn) {
+			_ = c.SetLinger(0)
+			c.Close()
+		}},
+		// A half close: the client will send nothing more, which is all
+		// the server can tell of a departure from its side.
+		{"half close", func(c *net.TCPConn) { _ = c.CloseWrite() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(wait))
+			fmt.Fprintf(conn, "GET /v1/stream HTTP/1.1\r\nHost: x\r\n%s: alice\r\n%s: %s\r\n\r\n", principalHeader, nameHeader, tc.name)
+			br := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			expectTakenOver(t, resp)
+			// The preamble; the log is empty, so the stream is idle.
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					t.Fatalf("read the stream: %v", err)
+				}
+				if line == "\n" {
+					break
+				}
+			}
+			e.waitSubscribed(t, 1, wait)
+			tc.leave(conn.(*net.TCPConn))
+			e.handlers.waitEnded(t, tc.name, wait)
+			e.waitSubscribed(t, 0, wait)
+		})
+	}
+}
+
+// hiddenConn is a middleware's ResponseWriter that hides net/http's: it
+// can flush, but neither hijack nor set deadlines.
+type hiddenConn struct{ w http.ResponseWriter }
+
+func (h hiddenConn) Header() http.Header         { return h.w.Header() }
+func (h hiddenConn) Write(b []byte) (int, error) { return h.w.Write(b) }
+func (h hiddenConn) WriteHeader(status int)      { h.w.WriteHeader(status) }
+func (h hiddenConn) Flush()                      { h.w.(http.Flusher).Flush() }
+
+// TestSSEWithoutTakeover runs the stream where the handler cannot take the
+// connection over, through the ResponseWriter as before: events, heartbeats,
+// a client leaving and shutdown.
+func TestSSEWithoutTakeover(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		eo    envOptions
+		proto int
+	}{
+		{"HTTP/2", envOptions{http2: true}, 2},
+		{"hidden connection", envOptions{wrap: func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(hiddenConn{w}, r) })
+		}}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eo := tc.eo
+			eo.tweak = func(o *subscribe.FeedOptions) { o.Heartbeat = 100 * time.Millisecond }
+			e := newFeedEnvWith(t, eo)
+			reg := e.register(t, "alice", "orders")
+			all := e.appendEvents(t, reg, 3, "")
+
+			r := openSSE(t, e, "alice", "after=0-0", http.Header{nameHeader: {"left"}})
+			if r.resp.ProtoMajor != tc.proto || r.resp.Close || r.resp.Header.Get("Content-Type") != "text/event-stream" {
+				t.Fatalf("response %s, close %v, %q: want a %d.x event stream through net/http", r.resp.Proto, r.resp.Close, r.resp.Header.Get("Content-Type"), tc.proto)
+			}
+			expectIDs(t, r.readIDs(t, 3), all)
+			if b := r.next(t); !b.Comment {
+				t.Fatalf("idle stream sent %q, want a heartbeat", b.Fields)
+			}
+			r.close()
+			e.handlers.waitEnded(t, "left", wait)
+
+			r = openSSE(t, e, "alice", "after="+all[2], http.Header{nameHeader: {"stopped"}})
+			r.next(t) // preamble
+			e.stop()
+			e.handlers.waitEnded(t, "stopped", wait)
+			for b := range r.blocks {
+				if !b.Comment {
+					t.Fatalf("stream sent %q after shutdown", b.Fields)
+				}
+			}
+		})
 	}
 }
