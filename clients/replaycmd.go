@@ -54,10 +54,12 @@ type ReplayError struct {
 	Err    error
 }
 
+// Error says where the replay stopped and why.
 func (e *ReplayError) Error() string {
 	return fmt.Sprintf("%v; resume with --since %s", e.Err, e.Resume)
 }
 
+// Unwrap returns the failure that stopped the replay.
 func (e *ReplayError) Unwrap() error { return e.Err }
 
 // Replay runs o. When it stops on a failure after it started, the error

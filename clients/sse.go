@@ -67,6 +67,7 @@ type HTTPError struct {
 	Message    string
 }
 
+// Error gives the status and the server's message.
 func (e *HTTPError) Error() string {
 	return fmt.Sprintf("hookgate answered %d %s: %s", e.StatusCode, http.StatusText(e.StatusCode), e.Message)
 }

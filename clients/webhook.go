@@ -47,6 +47,7 @@ type SendError struct {
 	Err       error
 }
 
+// Error says which event could not be delivered and why.
 func (e *SendError) Error() string {
 	kind := "after " + strconv.Itoa(e.Attempts) + " attempts"
 	if e.Permanent {
@@ -55,6 +56,7 @@ func (e *SendError) Error() string {
 	return fmt.Sprintf("deliver event %s: %s: %v", e.EventID, kind, e.Err)
 }
 
+// Unwrap returns the last attempt's failure.
 func (e *SendError) Unwrap() error { return e.Err }
 
 // key returns the HMAC key of Secret.

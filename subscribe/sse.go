@@ -188,6 +188,7 @@ func (h *SSEHandler) Wait(ctx context.Context) error {
 	}
 }
 
+// ServeHTTP checks the request and streams the feed (see NewSSEHandler).
 func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fr, ok := h.opts.parseFeedRequest(w, r, r.Header.Get("Last-Event-ID"))
 	if !ok {
