@@ -34,6 +34,7 @@ type Config struct {
 	MetricsAddr     string        // serve /metrics on this separate listener instead of the main one
 
 	// MCP Events extension.
+	Events                    bool          // serve the extension (events/* on /mcp, webhook subscriptions)
 	EventsProfile             string        // chatgpt or sep: error codes and behaviours where the texts differ
 	EventsAllowLocalCallbacks bool          // accept http:// and loopback webhook callback URLs (tests, local use)
 	EventsRetryDelay          time.Duration // first retry of a failed webhook delivery; later ones wait 5x longer
@@ -63,6 +64,7 @@ func DefaultConfig() Config {
 		SessionIdle:     time.Hour,
 		Metrics:         true,
 
+		Events:           true,
 		EventsProfile:    "chatgpt",
 		EventsRetryDelay: time.Second,
 	}
@@ -122,6 +124,7 @@ func ServeFlags(fs *flag.FlagSet, c *Config) {
 	fs.BoolVar(&c.Metrics, "metrics", c.Metrics, "export Prometheus metrics at /metrics (--metrics=false turns them off)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics on this address instead of --addr, to keep it private")
 	fs.DurationVar(&c.SessionIdle, "session-idle", c.SessionIdle, "close a legacy MCP session that holds no stream and sends nothing for this long")
+	fs.BoolVar(&c.Events, "events", c.Events, "serve the MCP Events extension (events/* on /mcp and signed webhook subscriptions); --events=false turns it off: no capability is declared and events/* answer -32601")
 	fs.StringVar(&c.EventsProfile, "events-profile", c.EventsProfile, "MCP Events profile: chatgpt (sketch error codes, idempotent unsubscribe) or sep (SEP-3415 codes and behaviour)")
 	fs.BoolVar(&c.EventsAllowLocalCallbacks, "events-allow-local-callbacks", c.EventsAllowLocalCallbacks, "accept http:// and loopback MCP Events webhook callback URLs (tests and local use only)")
 	fs.DurationVar(&c.EventsRetryDelay, "events-retry-delay", c.EventsRetryDelay, "wait before the first retry of a failed MCP Events webhook delivery; each later retry waits 5x longer, 6 attempts in all")

@@ -234,6 +234,42 @@ func TestEventsCapabilityOnTheWire(t *testing.T) {
 	}
 }
 
+// TestEventsOff: with --events=false the deployment has no Events
+// extension (the reference's check 4): no capability in either era, and
+// events/* is an unknown method (-32601, HTTP 404 on 2026-07-28), while
+// the rest of MCP works.
+func TestEventsOff(t *testing.T) {
+	g := startGateway(t, t.TempDir(), "--events=false")
+	caps, _ := mustEvCall(t, g.url, g.token, "server/discover", nil)["capabilities"].(map[string]any)
+	exts, _ := caps["extensions"].(map[string]any)
+	if _, ok := caps["events"]; ok {
+		t.Errorf("server/discover declares events: %v", caps)
+	}
+	if _, ok := exts["io.modelcontextprotocol/events"]; ok {
+		t.Errorf("server/discover declares the extension: %v", caps)
+	}
+	if status, res := evCall(t, g.url, g.token, "events/list", nil); status != http.StatusNotFound || res.Error == nil || res.Error.Code != -32601 {
+		t.Errorf("events/list with events off: HTTP %d, error %+v; want 404 and -32601", status, res.Error)
+	}
+	s := &rawSession{t: t, base: g.url, token: g.token, version: "2025-11-25"}
+	raw, rerr := s.call("initialize", map[string]any{
+		"protocolVersion": "2025-11-25", "capabilities": map[string]any{},
+		"clientInfo": map[string]any{"name": "raw", "version": "1"},
+	})
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	if strings.Contains(string(raw), `"events"`) || strings.Contains(string(raw), "io.modelcontextprotocol/events") {
+		t.Errorf("2025-11-25 initialize declares events: %s", raw)
+	}
+	s.notify("notifications/initialized")
+	if _, rerr := s.call("events/list", map[string]any{}); rerr == nil || rerr.Code != -32601 {
+		t.Errorf("2025-11-25 events/list with events off: %+v, want -32601", rerr)
+	}
+	cs := connect(t, g.url, g.token, "")
+	mustTool(t, cs, "register_webhook", map[string]any{"label": "still-works"})
+}
+
 // TestEventsWebhookAcrossRestart: two subscriptions, one to a healthy
 // receiver and one to a receiver that answers 500 for its first second,
 // get every one of 500 events exactly once each, in order, verified with

@@ -54,7 +54,7 @@ type Server struct {
 	mcp         *compat.Handler
 	servers     *subscribe.Servers
 	relay       wakeRelay         // wake-ups between replicas; nil on the embedded store
-	events      *subscribe.Events // the MCP Events extension and its webhook delivery
+	events      *subscribe.Events // the MCP Events extension and its webhook delivery; nil with --events=false
 	observer    *observe.Observer
 	metrics     *prometheus.Registry
 	metricsHTTP *http.Server    // only with --metrics-addr
@@ -148,24 +148,26 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 	})
 	// MCP Events extension: events/* on /mcp, and webhook subscriptions
 	// delivered from the store by workers that run until Shutdown.
-	s.events, err = subscribe.NewEvents(subscribe.EventsOptions{
-		Log:                 st,
-		Wake:                s.inbox.Wakeups(),
-		Profile:             subscribe.EventsProfile(cfg.EventsProfile),
-		AllowLocalCallbacks: cfg.EventsAllowLocalCallbacks,
-		RetryDelay:          cfg.EventsRetryDelay,
-		ClaimTTL:            cfg.EventsClaimTTL,
-		Logger:              logger,
-	})
-	if err == nil {
-		if err = s.events.Start(ctx); err != nil {
-			_ = s.events.Shutdown(context.Background())
+	if cfg.Events {
+		s.events, err = subscribe.NewEvents(subscribe.EventsOptions{
+			Log:                 st,
+			Wake:                s.inbox.Wakeups(),
+			Profile:             subscribe.EventsProfile(cfg.EventsProfile),
+			AllowLocalCallbacks: cfg.EventsAllowLocalCallbacks,
+			RetryDelay:          cfg.EventsRetryDelay,
+			ClaimTTL:            cfg.EventsClaimTTL,
+			Logger:              logger,
+		})
+		if err == nil {
+			if err = s.events.Start(ctx); err != nil {
+				_ = s.events.Shutdown(context.Background())
+			}
 		}
-	}
-	if err != nil {
-		_ = ln.Close()
-		_ = st.Close()
-		return nil, err
+		if err != nil {
+			_ = ln.Close()
+			_ = st.Close()
+			return nil, err
+		}
 	}
 	s.servers = subscribe.NewServers(subscribe.ServersOptions{
 		Implementation: &mcp.Implementation{Name: "hookgate", Version: Version},
@@ -174,12 +176,14 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 		Wake:           s.inbox.Wakeups(),
 		Logger:         logger,
 		Metrics:        s.observer,
-		Extensions:     s.events.Extensions(),
+		Extensions:     s.eventsExtensions(),
 		Configure: func(principal string, m *mcp.Server) {
 			compat.AddTools(m, s.inbox)
 			s.observer.AddTool(m)
 			m.AddReceivingMiddleware(s.mcp.EndListensOnShutdown)
-			s.events.Configure(principal, m)
+			if s.events != nil {
+				s.events.Configure(principal, m)
+			}
 		},
 	})
 	replay := mcp.NewMemoryEventStore(nil)
@@ -255,7 +259,10 @@ func (s *Server) Store() store.Store { return s.store }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.endFeeds()
 	s.inbox.EndWaits()
-	eventsErr := s.events.Shutdown(ctx)
+	var eventsErr error
+	if s.events != nil {
+		eventsErr = s.events.Shutdown(ctx)
+	}
 	listenErr := s.mcp.Shutdown(ctx)
 	s.servers.Each(compat.CloseSessions)
 	httpErr := s.http.Shutdown(ctx)
@@ -289,7 +296,7 @@ func (s *Server) routes() http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/hooks/{id}", s.inbox)
-	mux.Handle("/mcp", authed(subscribe.GuardStreams(s.events.Handler(s.mcp), subscribe.GuardOptions{Metrics: s.observer})))
+	mux.Handle("/mcp", authed(subscribe.GuardStreams(s.mcpHandler(), subscribe.GuardOptions{Metrics: s.observer})))
 	feeds := subscribe.FeedOptions{
 		Log:       s.store,
 		Wake:      s.inbox.Wakeups(),
@@ -331,6 +338,24 @@ func (s *Server) routes() http.Handler {
 // metricsHandler serves the Prometheus exposition of the server's registry.
 func (s *Server) metricsHandler() http.Handler {
 	return promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)})
+}
+
+// mcpHandler serves /mcp: the MCP handler, behind the Events extension's
+// unless --events=false turned the extension off.
+func (s *Server) mcpHandler() http.Handler {
+	if s.events == nil {
+		return subscribe.EventsOff(s.mcp)
+	}
+	return s.events.Handler(s.mcp)
+}
+
+// eventsExtensions is what the Events extension adds to the capabilities
+// every server declares; nothing when it is off.
+func (s *Server) eventsExtensions() map[string]any {
+	if s.events == nil {
+		return nil
+	}
+	return s.events.Extensions()
 }
 
 // compactLoop deletes events past their retention until ctx ends.
