@@ -36,6 +36,10 @@ type Options struct {
 	Wakeups *Wakeups
 	// Observer is told of every webhook, lease, ack and nack; default none.
 	Observer Observer
+	// Recheck is how often a waiting long poll looks at the store again
+	// without a wake-up, because an expiring lease or a nack's delay wakes
+	// nobody; default 1 second.
+	Recheck time.Duration
 }
 
 // DefaultMaxBody is the default webhook body limit.
@@ -68,6 +72,9 @@ func New(s store.Store, opts Options) *Inbox {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Recheck <= 0 {
+		opts.Recheck = time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

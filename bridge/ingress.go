@@ -130,7 +130,13 @@ func (in *Inbox) serveHook(w http.ResponseWriter, r *http.Request, rep *WebhookR
 		Verified:        true,
 		Payload:         payload,
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrGone):
+		// Deleted between the lookup above and the append: the store refused
+		// it atomically, so the provider hears the same 410 it will from now on.
+		writeError(w, http.StatusGone, "webhook deleted")
+		return OutcomeGone
+	case err != nil:
 		in.logger.Warn("webhook: append event", "registration", reg.ID, "err", err)
 		writeUnavailable(w)
 		return OutcomeStoreError

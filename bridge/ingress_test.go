@@ -182,6 +182,34 @@ func TestIngressStoreFailureIs503WithRetryAfter(t *testing.T) {
 	}
 }
 
+// deletedMidRequest is the real store with a delete that lands between
+// ingress's registration lookup and its append, as when a principal deletes
+// a webhook while a provider's POST is in flight.
+type deletedMidRequest struct {
+	store.Store
+	principal, label string
+}
+
+func (s deletedMidRequest) Append(ctx context.Context, e store.NewEvent) (store.AppendResult, error) {
+	if err := s.DeleteRegistration(ctx, s.principal, s.label); err != nil {
+		return store.AppendResult{}, err
+	}
+	return s.Store.Append(ctx, e)
+}
+
+func TestIngressDeleteRacingAppendIs410(t *testing.T) {
+	e := newEnv(t, func(s store.Store) store.Store { return deletedMidRequest{s, "p", "g"} })
+	reg := e.register(t, "p", bridge.RegisterRequest{Label: "g", Secrets: []string{"k"}})
+	body := `{"id":"a"}`
+	status, header, text := e.send(t, "POST", "/hooks/"+reg.ID, http.Header{"X-Webhook-Signature": {hexHMAC("k", body)}}, strings.NewReader(body))
+	if status != http.StatusGone || header.Get("Retry-After") != "" {
+		t.Fatalf("append after a racing delete: %d Retry-After %q %s, want 410 and no Retry-After", status, header.Get("Retry-After"), text)
+	}
+	if n := e.storedCount(t, "p"); n != 0 {
+		t.Fatalf("stored %d events for a deleted webhook", n)
+	}
+}
+
 func TestSlackURLVerification(t *testing.T) {
 	e := newEnv(t, nil)
 	reg := e.register(t, "p", bridge.RegisterRequest{Label: "slack", Provider: "slack", Secrets: []string{"slack-signing"}})
@@ -246,28 +274,67 @@ func TestPayloadShapes(t *testing.T) {
 	}
 }
 
+// leaseSignals is the real store that reports each empty lease, so a test
+// knows a long poll is waiting before it POSTs.
+type leaseSignals struct {
+	store.Store
+	empty chan struct{}
+}
+
+func (s leaseSignals) Lease(ctx context.Context, principal string, q store.LeaseQuery) (store.LeaseResult, error) {
+	res, err := s.Store.Lease(ctx, principal, q)
+	if err == nil && len(res.Events) == 0 {
+		select {
+		case s.empty <- struct{}{}:
+		default:
+		}
+	}
+	return res, err
+}
+
+// TestLeaseWaitReturnsWhenAnEventArrives: a waiting long poll is woken by
+// the append itself. Rechecks are an hour apart here, so without the
+// wake-up the poll would run to MaxWait and return nothing.
 func TestLeaseWaitReturnsWhenAnEventArrives(t *testing.T) {
-	e := newEnv(t, nil)
-	reg := e.register(t, "p", bridge.RegisterRequest{Label: "g", Secrets: []string{"k"}})
+	empty := make(chan struct{}, 1)
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "hookgate.db"), bolt.Options{Now: func() time.Time { return fixedNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	inbox := bridge.New(leaseSignals{st, empty}, bridge.Options{Now: func() time.Time { return fixedNow }, Recheck: time.Hour})
+	reg, err := inbox.Register(context.Background(), "p", bridge.RegisterRequest{Label: "g", Secrets: []string{"k"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	type result struct {
 		res store.LeaseResult
 		err error
 	}
 	done := make(chan result, 1)
-	waiting := e.inbox.Wakeups().Wait("p") // closed by the append below
 	go func() {
-		res, err := e.inbox.Lease(context.Background(), "p", "", 10, bridge.MaxWait)
+		res, err := inbox.Lease(context.Background(), "p", "", 10, bridge.MaxWait)
 		done <- result{res, err}
 	}()
-	body := `{"id":"late"}`
-	if status, _, text := e.send(t, "POST", "/hooks/"+reg.ID, http.Header{"X-Webhook-Signature": {hexHMAC("k", body)}}, strings.NewReader(body)); status != 200 {
-		t.Fatalf("POST: %d %s", status, text)
+	select {
+	case <-empty: // the poll found nothing and is about to wait
+	case <-time.After(10 * time.Second):
+		t.Fatal("long poll never leased")
 	}
-	<-waiting
+	mux := http.NewServeMux()
+	mux.Handle("/hooks/{id}", inbox)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	body := `{"id":"late"}`
+	req, _ := http.NewRequest("POST", srv.URL+"/hooks/"+reg.ID, strings.NewReader(body))
+	req.Header.Set("X-Webhook-Signature", hexHMAC("k", body))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("POST: %v %v", resp, err)
+	}
 	select {
 	case r := <-done:
 		if r.err != nil || len(r.res.Events) != 1 || r.res.Events[0].ProviderEventID != "late" {
-			t.Fatalf("long poll returned %+v, %v", r.res, r.err)
+			t.Fatalf("long poll returned %+v, %v; want the event the append woke it for", r.res, r.err)
 		}
 	case <-time.After(bridge.MaxWait + 5*time.Second):
 		t.Fatal("long poll never returned")

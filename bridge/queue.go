@@ -12,10 +12,6 @@ import (
 // proxy and tool-call timeouts.
 const MaxWait = 30 * time.Second
 
-// recheckEvery bounds how long a long poll can miss an event whose lease ran
-// out, since lease expiry wakes nobody.
-const recheckEvery = time.Second
-
 // Lease leases up to limit pending events of the principal (one label, or all
 // when label is ""), oldest first. With wait > 0 and nothing to hand out, it
 // waits up to wait (at most MaxWait) and returns as soon as an event arrives.
@@ -26,7 +22,7 @@ func (in *Inbox) Lease(ctx context.Context, principal, label string, limit int, 
 	wait = min(wait, MaxWait)
 	deadline := time.NewTimer(max(wait, 0))
 	defer deadline.Stop()
-	recheck := time.NewTicker(recheckEvery)
+	recheck := time.NewTicker(in.opts.Recheck)
 	defer recheck.Stop()
 	for {
 		woken := in.wake.Wait(principal)

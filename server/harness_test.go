@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -63,8 +64,18 @@ type gateway struct {
 // waits for its banner.
 func startGateway(t testing.TB, dataDir string, args ...string) *gateway {
 	t.Helper()
+	return startGatewayEnv(t, nil, dataDir, args...)
+}
+
+// startGatewayEnv is startGateway with extra environment variables
+// (HOOKGATE_* configuration) on top of the test's own environment.
+func startGatewayEnv(t testing.TB, env []string, dataDir string, args ...string) *gateway {
+	t.Helper()
 	full := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", dataDir, "--log-level", "warn"}, args...)
 	cmd := exec.Command(binary, full...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -119,17 +130,33 @@ func (g *gateway) kill() {
 	<-g.exited
 }
 
-// stop sends SIGTERM and waits for a graceful exit.
+// stop sends SIGTERM, as a service manager or Kubernetes does, and waits
+// for a graceful exit.
 func (g *gateway) stop() {
 	g.t.Helper()
-	_ = g.cmd.Process.Signal(os.Interrupt)
+	g.signal(syscall.SIGTERM)
+	g.waitExit()
+}
+
+// signal delivers sig to the process.
+func (g *gateway) signal(sig os.Signal) {
+	g.t.Helper()
+	if err := g.cmd.Process.Signal(sig); err != nil {
+		g.t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// waitExit waits for the process to exit after a signal and requires a
+// clean exit code.
+func (g *gateway) waitExit() {
+	g.t.Helper()
 	select {
 	case <-g.exited:
 	case <-time.After(30 * time.Second):
-		g.t.Fatalf("hookgate did not exit within 30s of SIGINT")
+		g.t.Fatalf("hookgate did not exit within 30s of a stop signal")
 	}
 	if code := g.cmd.ProcessState.ExitCode(); code != 0 {
-		g.t.Fatalf("hookgate exited %d after SIGINT; stderr: %s", code, g.stderr)
+		g.t.Fatalf("hookgate exited %d after a stop signal; stderr: %s", code, g.stderr)
 	}
 }
 

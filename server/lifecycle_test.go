@@ -28,7 +28,7 @@ func TestRestartKeepsRegistrationsAndPrintsTokenOnce(t *testing.T) {
 	if status, _ := post(t, localURL, http.Header{"X-Webhook-Signature": {signGeneric(reg["secret"].(string), body)}}, body); status != 200 {
 		t.Fatalf("POST: %d", status)
 	}
-	g.stop() // SIGINT: graceful, exit code 0
+	g.stop() // SIGTERM: graceful, exit code 0
 
 	g2 := startGateway(t, dir, "--public-url", "https://hooks.example.com")
 	if g2.token != "" {
@@ -73,12 +73,30 @@ func TestEnvironmentConfiguresServe(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "HOOKGATE_MAX_BODY") {
 		t.Fatalf("bad HOOKGATE_MAX_BODY: err %v, output %s", err, out)
 	}
-	// A flag on the command line wins over the environment.
-	cmd = exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--data", dir, "--max-body", "1KiB", "-h")
-	cmd.Env = append(os.Environ(), "HOOKGATE_MAX_BODY=not-a-size")
-	out, _ = cmd.CombinedOutput()
+	// serve -h documents both.
+	out, _ = exec.Command(binary, "serve", "-h").CombinedOutput()
 	if !strings.Contains(string(out), "HOOKGATE_") || !strings.Contains(string(out), "-public-url") {
 		t.Fatalf("serve -h does not document flags and HOOKGATE_*: %s", out)
+	}
+
+	// A valid variable configures serve, and a flag on the command line wins
+	// over it.
+	body := []byte(`{"id":"` + strings.Repeat("x", 100) + `"}`)
+	for _, c := range []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"HOOKGATE_MAX_BODY=64 alone", nil, http.StatusRequestEntityTooLarge},
+		{"HOOKGATE_MAX_BODY=64 with --max-body 1KiB", []string{"--max-body", "1KiB"}, http.StatusOK},
+	} {
+		g := startGatewayEnv(t, []string{"HOOKGATE_MAX_BODY=64"}, t.TempDir(), c.args...)
+		reg := mustTool(t, connect(t, g.url, g.token, ""), "register_webhook", map[string]any{"label": "env"}).Structured
+		status, _ := post(t, reg["url"].(string), http.Header{"X-Webhook-Signature": {signGeneric(reg["secret"].(string), body)}}, body)
+		if status != c.want {
+			t.Errorf("%s: 100-byte body answered %d, want %d", c.name, status, c.want)
+		}
+		g.kill()
 	}
 }
 

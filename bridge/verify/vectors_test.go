@@ -110,7 +110,7 @@ func TestVectorsCopyInSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(shared, local) {
-		t.Logf("testdata/%s differs from %s; refresh the copy", vectorsFile, path)
+		t.Errorf("testdata/%s differs from %s; refresh the copy (cp %s testdata/)", vectorsFile, path, path)
 	}
 }
 
