@@ -516,6 +516,39 @@ func TestEventsConformanceStream(t *testing.T) {
 			t.Errorf("%s %+v, want a JSON NotFound (SEP code)", resp.Header.Get("Content-Type"), msg.Error)
 		}
 	})
+	t.Run("51 deleting the webhook terminates its stream", func(t *testing.T) {
+		env.register("alice", "doomed")
+		resp, err := http.DefaultClient.Do(env.modernRequest(context.Background(), alice, "doomed-1", "events/stream", map[string]any{"name": "doomed"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		next, stop := pullFrames(resp)
+		defer stop()
+		nextMessage(t, next) // active
+		if err := env.store.DeleteRegistration(context.Background(), "alice", "doomed"); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			m := nextMessage(t, next)
+			if m.Method == "notifications/events/heartbeat" {
+				continue // sent before the next check saw the delete
+			}
+			p := obj(t, m.Params)
+			e, _ := p["error"].(map[string]any)
+			data, _ := e["data"].(map[string]any)
+			if m.Method != "notifications/events/terminated" || e["code"] != float64(-32023) || data["kind"] != "event" || subscriptionID(t, m) != `"doomed-1"` {
+				t.Fatalf("after the delete: %s %s, want terminated with NotFound kind event", m.Method, m.Params)
+			}
+			break
+		}
+		if final := nextMessage(t, next); final.Method != "" || obj(t, final.Result)["resultType"] != "complete" {
+			t.Errorf("after terminated: %s %s, want the final result", final.Method, final.Result)
+		}
+		if f, ok := next(); ok {
+			t.Errorf("stream went on after its final result: %q", f)
+		}
+	})
 	t.Run("51 Shutdown ends a stream with its final result", func(t *testing.T) {
 		resp, err := http.DefaultClient.Do(env.modernRequest(context.Background(), alice, "last", "events/stream", map[string]any{"name": "orders"}))
 		if err != nil {

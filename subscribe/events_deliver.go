@@ -312,12 +312,8 @@ func (s *webhookSub) checkAlive(ctx context.Context) error {
 	s.mu.Lock()
 	name, regID := s.rec.Name, s.rec.RegistrationID
 	s.mu.Unlock()
-	reg, err := s.w.x.opts.Log.RegistrationByLabel(ctx, s.principal, name)
-	switch {
-	case err == nil && (regID == "" || reg.ID == regID):
-		return nil
-	case err != nil && !errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("check event %q: %w", name, err)
+	if gone, err := s.w.x.eventGone(ctx, s.principal, name, regID); err != nil || !gone {
+		return err
 	}
 	if s.w.x.opts.Profile == ProfileSEP {
 		s.sendTerminated(ctx, s.w.x.errs.eventNotFound(name))

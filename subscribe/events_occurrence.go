@@ -128,6 +128,22 @@ func (h *eventsHandlers) resolve(ctx context.Context, name string, args json.Raw
 	return reg, filter, canonical, nil
 }
 
+// eventGone reports whether the event type name, which resolved to
+// registration regID when a subscription began, has been removed since: the
+// registration was deleted, or deleted and its label reused by a new one.
+// A subscription ends then; it never silently follows a different webhook.
+func (x *Events) eventGone(ctx context.Context, principal, name, regID string) (bool, error) {
+	reg, err := x.opts.Log.RegistrationByLabel(ctx, principal, name)
+	switch {
+	case err == nil:
+		return regID != "" && reg.ID != regID, nil
+	case errors.Is(err, store.ErrNotFound):
+		return true, nil
+	default:
+		return false, fmt.Errorf("check event %q: %w", name, err)
+	}
+}
+
 // retention is how long the log keeps a registration's events.
 func retention(r store.Registration) time.Duration {
 	if r.TTL > 0 {

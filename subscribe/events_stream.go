@@ -86,6 +86,13 @@ func (x *Events) serveStream(w http.ResponseWriter, r *http.Request, principal s
 		Heartbeat: x.opts.Heartbeat,
 	}
 	f.Idle = func() error {
+		gone, err := x.eventGone(ctx, principal, reg.Label, reg.ID)
+		if err != nil {
+			return err
+		}
+		if gone {
+			return errEventRemoved
+		}
 		return s.send("notifications/events/heartbeat", streamNotice{Cursor: f.After.String(), Meta: s.meta()})
 	}
 	err = f.Run(ctx, func(e store.Event) error {
@@ -101,6 +108,13 @@ func (x *Events) serveStream(w http.ResponseWriter, r *http.Request, principal s
 		o.Meta[mcp.MetaKeySubscriptionID] = s.id
 		return s.send("notifications/events/event", o)
 	})
+	if errors.Is(err, errEventRemoved) {
+		// The webhook behind this event type was deleted: the subscription
+		// is over, and the client is told why before the final result.
+		_ = s.send("notifications/events/terminated", streamError{Error: x.errs.eventNotFound(reg.Label), Meta: s.meta()})
+		_ = s.finish(modern, x.opts.Profile)
+		return
+	}
 	if x.stopping.Err() == nil || r.Context().Err() != nil {
 		// The client left, or the stream broke: a cancellation sends
 		// nothing more.
@@ -110,6 +124,16 @@ func (x *Events) serveStream(w http.ResponseWriter, r *http.Request, principal s
 		return
 	}
 	_ = s.finish(modern, x.opts.Profile)
+}
+
+// errEventRemoved ends a stream whose event type was removed.
+var errEventRemoved = errors.New("event type removed")
+
+// streamError is the params of notifications/events/error and
+// notifications/events/terminated.
+type streamError struct {
+	Error *jsonrpc.Error `json:"error"`
+	Meta  map[string]any `json:"_meta"`
 }
 
 // eventStream writes one events/stream's messages.
