@@ -157,6 +157,8 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 			RetryDelay:          cfg.EventsRetryDelay,
 			ClaimTTL:            cfg.EventsClaimTTL,
 			Logger:              logger,
+			// s.servers is made below, before any request is served.
+			HasSession: func(principal, id string) bool { return s.servers.HasSession(principal, id) },
 		})
 		if err == nil {
 			if err = s.events.Start(ctx); err != nil {

@@ -77,6 +77,11 @@ type EventsOptions struct {
 	// agree with the store's ID clock. Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// HasSession reports whether a legacy request's Mcp-Session-Id names a
+	// live session of the principal (Servers.HasSession); an events/stream
+	// on any other answers 404 so the client re-initializes. Nil accepts
+	// every non-empty ID.
+	HasSession func(principal, id string) bool
 
 	// Heartbeat is the quiet time after which an events/stream gets a
 	// heartbeat; default 15 s (the extension asks for at most 30 s).

@@ -80,6 +80,8 @@ func startEventsEnv(t *testing.T, st store.Store, tweak func(*subscribe.EventsOp
 	if tweak != nil {
 		tweak(&opts)
 	}
+	var servers *subscribe.Servers // made below, before any request
+	opts.HasSession = func(principal, id string) bool { return servers.HasSession(principal, id) }
 	ev, err := subscribe.NewEvents(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +91,7 @@ func startEventsEnv(t *testing.T, st store.Store, tweak func(*subscribe.EventsOp
 	}
 	env.events = ev
 	var handler *compat.Handler
-	servers := subscribe.NewServers(subscribe.ServersOptions{
+	servers = subscribe.NewServers(subscribe.ServersOptions{
 		Implementation: &mcp.Implementation{Name: "hookgate-test", Version: "1"},
 		Log:            st,
 		Wake:           env.inbox.Wakeups(),

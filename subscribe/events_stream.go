@@ -44,6 +44,10 @@ func (x *Events) serveStream(w http.ResponseWriter, r *http.Request, principal s
 		writeRPCError(w, status, req.ID, rerr)
 		return
 	}
+	if !modern && x.opts.HasSession != nil && !x.opts.HasSession(principal, r.Header.Get("Mcp-Session-Id")) {
+		writeRPCError(w, http.StatusNotFound, req.ID, rpcError(jsonrpc.CodeInvalidRequest, "session not found", nil))
+		return
+	}
 	if len(req.ID) == 0 || string(req.ID) == "null" {
 		writeRPCError(w, http.StatusBadRequest, nil, rpcError(-32600, "events/stream is a request: it needs an id", nil))
 		return

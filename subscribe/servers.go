@@ -65,11 +65,30 @@ func (s *Servers) ForRequest(r *http.Request) *mcp.Server {
 	if ti == nil || ti.UserID == "" {
 		return nil
 	}
-	return s.For(ti.UserID).server
+	return s.serverOf(ti.UserID).server
 }
 
-// For returns the principal's server, making it on first use.
-func (s *Servers) For(principal string) *principalServer {
+// HasSession reports whether id names a live legacy (2025-era) session of
+// the principal's server. Requests the SDK does not route itself check
+// their Mcp-Session-Id with it, so they answer an unknown or expired
+// session, or one of another principal, as the SDK does: 404.
+func (s *Servers) HasSession(principal, id string) bool {
+	s.mu.Lock()
+	ps, ok := s.servers[principal]
+	s.mu.Unlock()
+	if !ok || id == "" {
+		return false
+	}
+	for ss := range ps.server.Sessions() {
+		if ss.ID() == id {
+			return true
+		}
+	}
+	return false
+}
+
+// serverOf returns the principal's server, making it on first use.
+func (s *Servers) serverOf(principal string) *principalServer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ps, ok := s.servers[principal]
