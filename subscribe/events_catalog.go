@@ -25,9 +25,6 @@ import (
 // occurrence, and means list_changed fires only when a registration is
 // added or removed.
 
-// deliveryModes are offered by every event type.
-var deliveryModes = []string{"poll", "push", "webhook"}
-
 // eventDescriptor is one entry of events/list.
 type eventDescriptor struct {
 	Name          string          `json:"name"`
@@ -41,11 +38,11 @@ type eventDescriptor struct {
 // inputSchema is the same for every event type: an optional filter on the
 // provider's event type. It may only ever grow (a webhook refresh re-sends
 // old arguments, which must stay valid).
-var inputSchema = json.RawMessage(`{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","properties":{"type":{"description":"Only occurrences whose provider event type (data.type) matches: an exact type such as payment_intent.payment_failed, a prefix ending in * such as payment_intent.*, or a list of either. Omit for every event of this webhook.","anyOf":[{"type":"string","minLength":1},{"type":"array","items":{"type":"string","minLength":1},"minItems":1}]}},"additionalProperties":false}`)
+const inputSchema = `{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","properties":{"type":{"description":"Only occurrences whose provider event type (data.type) matches: an exact type such as payment_intent.payment_failed, a prefix ending in * such as payment_intent.*, or a list of either. Omit for every event of this webhook.","anyOf":[{"type":"string","minLength":1},{"type":"array","items":{"type":"string","minLength":1},"minItems":1}]}},"additionalProperties":false}`
 
 // payloadSchema describes data: the event object every hookgate path
 // delivers (see the contract).
-var payloadSchema = json.RawMessage(`{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","properties":{"id":{"type":"string","description":"hookgate's event ID, <unix-ms>-<seq>; the cursor"},"label":{"type":"string","description":"the webhook's label (the event name)"},"source":{"type":"string","description":"the provider, e.g. stripe"},"type":{"type":"string","description":"the provider's event type, e.g. payment_intent.payment_failed; empty when the provider names none, or in a webhook body too large to send (_meta[\"hookgate/typeOmitted\"])"},"providerEventId":{"type":"string","description":"the provider's own event ID, empty when it has none"},"receivedAt":{"type":"string","format":"date-time"},"verified":{"type":"boolean","description":"the provider's signature verified"},"deliveryCount":{"type":"integer","minimum":0},"payload":{"description":"the provider's body: parsed JSON, form fields as an object, or {contentType, base64}; null when the occurrence was too large to send (read it from _meta[\"hookgate/resourceUri\"])"}},"required":["id","label","source","type","providerEventId","receivedAt","verified","deliveryCount","payload"]}`)
+const payloadSchema = `{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","properties":{"id":{"type":"string","description":"hookgate's event ID, <unix-ms>-<seq>; the cursor"},"label":{"type":"string","description":"the webhook's label (the event name)"},"source":{"type":"string","description":"the provider, e.g. stripe"},"type":{"type":"string","description":"the provider's event type, e.g. payment_intent.payment_failed; empty when the provider names none, or in a webhook body too large to send (_meta[\"hookgate/typeOmitted\"])"},"providerEventId":{"type":"string","description":"the provider's own event ID, empty when it has none"},"receivedAt":{"type":"string","format":"date-time"},"verified":{"type":"boolean","description":"the provider's signature verified"},"deliveryCount":{"type":"integer","minimum":0},"payload":{"description":"the provider's body: parsed JSON, form fields as an object, or {contentType, base64}; null when the occurrence was too large to send (read it from _meta[\"hookgate/resourceUri\"])"}},"required":["id","label","source","type","providerEventId","receivedAt","verified","deliveryCount","payload"]}`
 
 // describe returns the descriptor of one registration.
 func describe(r store.Registration) eventDescriptor {
@@ -54,9 +51,9 @@ func describe(r store.Registration) eventDescriptor {
 		Description: fmt.Sprintf("Webhooks received from %s at the endpoint labelled %q. data is the hookgate event; "+
 			"data.payload is the provider's body. Narrow it with arguments.type, e.g. {\"type\":\"payment_intent.payment_failed\"} "+
 			"or {\"type\":\"payment_intent.*\"}.", r.Provider, r.Label),
-		Delivery:      deliveryModes,
-		InputSchema:   inputSchema,
-		PayloadSchema: payloadSchema,
+		Delivery:      []string{"poll", "push", "webhook"}, // every mode, for every type
+		InputSchema:   json.RawMessage(inputSchema),
+		PayloadSchema: json.RawMessage(payloadSchema),
 		Meta:          map[string]any{"hookgate/provider": r.Provider, "hookgate/resourceUri": WebhookURI(r.Label)},
 	}
 }

@@ -38,8 +38,11 @@ type Follower struct {
 	After     store.ID // cursor: the last event already delivered
 	// Batch is how many events are read at a time; <= 0 means 100.
 	Batch int
-	// Heartbeat, when > 0, calls Idle after that long without an event, so a
-	// stream can prove it is alive through proxies with idle timeouts.
+	// Heartbeat, when > 0, calls Idle on a fixed Heartbeat tick whenever the
+	// follower is caught up and waiting, so a quiet stream proves it is
+	// alive through proxies with idle timeouts. A tick that falls while
+	// events are being delivered is taken at the next wait, so Idle can
+	// follow an event closely; it is never called mid-batch.
 	Heartbeat time.Duration
 	Idle      func() error
 	// CaughtUp, when set, is called each time a read finds nothing new,
