@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -70,6 +71,11 @@ type EventsOptions struct {
 	AllowLocalCallbacks bool
 	// Resolver looks callback hosts up; default net.DefaultResolver.
 	Resolver Resolver
+	// Dial connects to a callback address that has passed the address
+	// checks; default a net.Dialer. Tests pass one that refuses anything
+	// off loopback, so a regression in the checks fails a test instead of
+	// sending traffic to a real network.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 	// TLS configures callback connections (tests add a root CA); default
 	// the system roots.
 	TLS *tls.Config
@@ -186,7 +192,7 @@ func NewEvents(opts EventsOptions) (*Events, error) {
 	opts.Profile = profile
 	opts.setDefaults()
 	x := &Events{opts: opts, errs: errorProfileFor(profile), changes: newChangeHub()}
-	x.callback = newCallbackClient(opts.Resolver, opts.TLS, opts.AllowLocalCallbacks, opts.CallbackTimeout)
+	x.callback = newCallbackClient(opts.Resolver, opts.Dial, opts.TLS, opts.AllowLocalCallbacks, opts.CallbackTimeout)
 	x.stopping, x.stop = context.WithCancel(context.Background())
 	x.webhooks = newWebhooks(x)
 	return x, nil

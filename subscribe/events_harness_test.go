@@ -77,6 +77,7 @@ func startEventsEnv(t *testing.T, st store.Store, tweak func(*subscribe.EventsOp
 	env.inbox = bridge.New(st, bridge.Options{PublicURL: "http://hookgate.test"})
 	opts := harnessOptions()
 	opts.Log, opts.Wake, opts.Resolver = st, env.inbox.Wakeups(), env.dns
+	opts.Dial = subscribe.LoopbackOnly(t)
 	if tweak != nil {
 		tweak(&opts)
 	}

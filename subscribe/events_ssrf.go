@@ -111,15 +111,19 @@ func checkCallbackURL(raw string, allowLocal bool) (*url.URL, error) {
 type callbackClient struct {
 	http       *http.Client
 	resolver   Resolver
+	connect    func(ctx context.Context, network, address string) (net.Conn, error)
 	allowLocal bool
 	timeout    time.Duration
 }
 
-func newCallbackClient(resolver Resolver, tlsConfig *tls.Config, allowLocal bool, timeout time.Duration) *callbackClient {
+func newCallbackClient(resolver Resolver, connect func(context.Context, string, string) (net.Conn, error), tlsConfig *tls.Config, allowLocal bool, timeout time.Duration) *callbackClient {
 	if resolver == nil {
 		resolver = net.DefaultResolver
 	}
-	c := &callbackClient{resolver: resolver, allowLocal: allowLocal, timeout: timeout}
+	if connect == nil {
+		connect = (&net.Dialer{}).DialContext
+	}
+	c := &callbackClient{resolver: resolver, connect: connect, allowLocal: allowLocal, timeout: timeout}
 	transport := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           c.dial,
@@ -191,10 +195,9 @@ func (c *callbackClient) dial(ctx context.Context, network, addr string) (net.Co
 	if err != nil {
 		return nil, err
 	}
-	var d net.Dialer
 	var firstErr error
 	for _, a := range addrs {
-		conn, err := d.DialContext(ctx, network, net.JoinHostPort(a.Unmap().String(), port))
+		conn, err := c.connect(ctx, network, net.JoinHostPort(a.Unmap().String(), port))
 		if err == nil {
 			return conn, nil
 		}

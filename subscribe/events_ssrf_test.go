@@ -3,6 +3,7 @@ package subscribe
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"testing"
 )
@@ -106,7 +107,7 @@ func (r *fixedResolver) LookupNetIP(context.Context, string, string) ([]netip.Ad
 // answers), and resolves again for every connection.
 func TestDialRefusesBlockedAnswers(t *testing.T) {
 	r := &fixedResolver{addrs: []netip.Addr{netip.MustParseAddr("8.8.8.8"), netip.MustParseAddr("10.0.0.1")}}
-	c := newCallbackClient(r, nil, false, 0)
+	c := newCallbackClient(r, loopbackOnly(t), nil, false, 0)
 	for range 2 {
 		if _, err := c.dial(context.Background(), "tcp", "rebind.example:443"); !errors.Is(err, errBlockedAddress) {
 			t.Fatalf("dial = %v, want errBlockedAddress", err)
@@ -117,5 +118,20 @@ func TestDialRefusesBlockedAnswers(t *testing.T) {
 	}
 	if _, err := c.dial(context.Background(), "tcp", "[::1]:443"); !errors.Is(err, errBlockedAddress) {
 		t.Errorf("dial to a loopback literal = %v, want errBlockedAddress", err)
+	}
+}
+
+// loopbackOnly is the callback dialer of every test: it connects to
+// loopback addresses only and fails the test on any other, so no test can
+// send traffic off the machine even if the address checks regress.
+func loopbackOnly(t testing.TB) func(ctx context.Context, network, address string) (net.Conn, error) {
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(address)
+		if a, perr := netip.ParseAddr(host); err != nil || perr != nil || !a.Unmap().IsLoopback() {
+			t.Errorf("a test dialled %s: off loopback", address)
+			return nil, errors.New("test dialer: off loopback")
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, address)
 	}
 }
