@@ -611,6 +611,18 @@ func TestEventsConformanceListChanged(t *testing.T) {
 			break
 		}
 	}
+
+	// Removing an event type changes the list too.
+	env.mustCall(alice, "tools/call", map[string]any{"name": "delete_webhook", "arguments": map[string]any{"label": "fresh"}})
+	if m := nextMessage(t, next); m.Method != "notifications/events/list_changed" || subscriptionID(t, m) != `"lc"` {
+		t.Errorf("after delete_webhook, listen got %s %s, want list_changed", m.Method, m.Params)
+	}
+	for {
+		m := nextMessage(t, legacyNext)
+		if m.Method == "notifications/events/list_changed" {
+			break
+		}
+	}
 }
 
 // pullFrames iterates the messages of an event stream.

@@ -1,0 +1,68 @@
+package server_test
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSubscriptionsEndWithTheirSession: the SDK forgets a legacy session's
+// resource subscriptions without telling hookgate, and a 2026-07-28 listen
+// ends when its stream closes. Both must release what they hold, or the
+// notifier keeps running and the subscriber gauge only grows. The gauge is
+// the observable record of hookgate's own bookkeeping.
+func TestSubscriptionsEndWithTheirSession(t *testing.T) {
+	g := startGateway(t, t.TempDir())
+	mustTool(t, connect(t, g.url, g.token, ""), "register_webhook", map[string]any{"label": "subs"})
+	legacySeries := `hookgate_subscribers{era="2025-11-25",path="mcp"}`
+	modernSeries := `hookgate_subscribers{era="2026-07-28",path="mcp"}`
+
+	s := newRawSession(t, g.url, g.token, "2025-11-25")
+	for _, uri := range []string{"hookgate://webhooks/subs", "hookgate://events"} {
+		if _, rerr := s.call("resources/subscribe", map[string]any{"uri": uri}); rerr != nil {
+			t.Fatalf("subscribe %s: %+v", uri, rerr)
+		}
+	}
+	waitGauge(t, g.url, legacySeries, 2)
+	end, _ := http.NewRequest(http.MethodDelete, g.url+"/mcp", nil)
+	s.header(end)
+	resp, err := http.DefaultClient.Do(end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	waitGauge(t, g.url, legacySeries, 0)
+
+	listen, _ := openListen(t, g.url, g.token, "hookgate://webhooks/subs")
+	waitGauge(t, g.url, modernSeries, 1)
+	listen.Body.Close() // a closed stream is the client's cancellation
+	waitGauge(t, g.url, modernSeries, 0)
+}
+
+// waitGauge polls /metrics until series has the value want.
+func waitGauge(t *testing.T, base, series string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	last := "absent"
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for line := range strings.Lines(string(text)) {
+			if rest, ok := strings.CutPrefix(line, series+" "); ok {
+				last = strings.TrimSpace(rest)
+				if v, err := strconv.ParseFloat(last, 64); err == nil && v == want {
+					return
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // polling against a deadline
+	}
+	t.Fatalf("%s is %s after 10s, want %v", series, last, want)
+}
