@@ -151,3 +151,36 @@ func FuzzSlack(f *testing.F) {
 		}
 	})
 }
+
+func FuzzZendeskTimestamp(f *testing.F) {
+	const secret = "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ=="
+	seedVectors(f, "zendesk", func(v vector) {
+		f.Add(v.Headers["X-Zendesk-Webhook-Signature-Timestamp"], v.Headers["X-Zendesk-Webhook-Signature"], []byte(v.Body), v.now().Unix())
+	})
+	f.Add("2021-03-25T05:09:27+14:00", "====", []byte{}, int64(0))
+	f.Add("9999-99-99T99:99:99Z", "", []byte("{}"), int64(-1))
+	f.Fuzz(func(t *testing.T, ts, sig string, body []byte, unix int64) {
+		now := time.Unix(unix, 0)
+		h := headerOf("X-Zendesk-Webhook-Signature", sig, "X-Zendesk-Webhook-Signature-Timestamp", ts)
+		_, err := Verify("zendesk", []string{secret}, "", h, body, now)
+		mustClassify(t, err)
+
+		if _, err := Verify("zendesk", []string{secret}, "", signZendesk(secret, "", body, now, nil), body, now); err != nil {
+			t.Fatalf("own signature refused: %v", err)
+		}
+	})
+}
+
+func FuzzTwilioURL(f *testing.F) {
+	const secret = "12345"
+	seedVectors(f, "twilio", func(v vector) {
+		f.Add(v.URL, v.Headers["X-Twilio-Signature"], []byte(v.Body))
+	})
+	f.Add("https://h.example/hooks/x?bodySHA256=zz", "", []byte("a=1&a=0&b"))
+	f.Add("://no-scheme", "AAAA", []byte("%zz"))
+	f.Fuzz(func(t *testing.T, rawURL, sig string, body []byte) {
+		h := headerOf("X-Twilio-Signature", sig, "Content-Type", "application/x-www-form-urlencoded")
+		_, err := Verify("twilio", []string{secret}, rawURL, h, body, testNow)
+		mustClassify(t, err)
+	})
+}
