@@ -125,9 +125,7 @@ func postGeneric(t *testing.T, base string, reg map[string]any, body string) str
 // with the stream open, and resumes with Last-Event-ID on the new process:
 // the events posted while the client was away and after come once each.
 func TestFeedSSEAcrossRestart(t *testing.T) {
-	dir := t.TempDir()
-	token := createToken(t, dir, "alice")
-	g := startGateway(t, dir)
+	g, token := startAsAlice(t)
 	reg := mustTool(t, connect(t, g.url, token, ""), "register_webhook", map[string]any{"label": "orders"}).Structured
 
 	s := openFeed(t, g.url, token, "")
@@ -146,7 +144,7 @@ func TestFeedSSEAcrossRestart(t *testing.T) {
 	}
 	s.waitEnd(t)
 
-	g = startGateway(t, dir)
+	g = startGateway(t, g.dataDir)
 	second := postGeneric(t, g.url, reg, `{"id":"evt_2","type":"order.paid"}`)
 	s = openFeed(t, g.url, token, first)
 	third := postGeneric(t, g.url, reg, `{"id":"evt_3","type":"order.shipped"}`)
@@ -158,9 +156,7 @@ func TestFeedSSEAcrossRestart(t *testing.T) {
 }
 
 func TestFeedWebSocketThroughBinary(t *testing.T) {
-	dir := t.TempDir()
-	token := createToken(t, dir, "alice")
-	g := startGateway(t, dir)
+	g, token := startAsAlice(t)
 	cs := connect(t, g.url, token, "")
 	reg := mustTool(t, cs, "register_webhook", map[string]any{"label": "orders"}).Structured
 	first := postGeneric(t, g.url, reg, `{"id":"evt_1","type":"order.created"}`)
@@ -199,9 +195,7 @@ func TestFeedWebSocketThroughBinary(t *testing.T) {
 // TestFeedTail runs `hookgate tail` (token from the environment, as
 // HOOKGATE_TOKEN) and reads its NDJSON; Ctrl-C ends it with status 0.
 func TestFeedTail(t *testing.T) {
-	dir := t.TempDir()
-	token := createToken(t, dir, "alice")
-	g := startGateway(t, dir)
+	g, token := startAsAlice(t)
 	reg := mustTool(t, connect(t, g.url, token, ""), "register_webhook", map[string]any{"label": "orders"}).Structured
 	first := postGeneric(t, g.url, reg, `{"id":"evt_1","type":"order.created"}`)
 

@@ -190,6 +190,16 @@ func createToken(t testing.TB, dataDir, name string) string {
 	return token
 }
 
+// startAsAlice starts a gateway on a fresh store with a token for the
+// principal "alice", for tests that need a principal other than the
+// development one.
+func startAsAlice(t *testing.T) (*gateway, string) {
+	t.Helper()
+	dir := t.TempDir()
+	token := createToken(t, dir, "alice")
+	return startGateway(t, dir), token
+}
+
 type bearer struct {
 	token string
 	base  http.RoundTripper

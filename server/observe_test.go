@@ -152,17 +152,23 @@ func TestFourNumbersAfterAScriptedRun(t *testing.T) {
 // Prometheus text exposition.
 func metricValue(t *testing.T, text, series string) float64 {
 	t.Helper()
+	v, ok := metricSample(text, series)
+	if !ok {
+		t.Fatalf("/metrics lacks %s", series)
+	}
+	return v
+}
+
+// metricSample is metricValue without a test: ok is false when series is
+// absent or its value does not parse.
+func metricSample(text, series string) (float64, bool) {
 	for line := range strings.Lines(text) {
 		if rest, ok := strings.CutPrefix(line, series+" "); ok {
 			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			if err != nil {
-				t.Fatalf("%s: %v", series, err)
-			}
-			return v
+			return v, err == nil
 		}
 	}
-	t.Fatalf("/metrics lacks %s", series)
-	return 0
+	return 0, false
 }
 
 func deref(f *float64) any {

@@ -4,7 +4,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -54,13 +53,11 @@ func waitGauge(t *testing.T, base, series string, want float64) {
 		}
 		text, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		for line := range strings.Lines(string(text)) {
-			if rest, ok := strings.CutPrefix(line, series+" "); ok {
-				last = strings.TrimSpace(rest)
-				if v, err := strconv.ParseFloat(last, 64); err == nil && v == want {
-					return
-				}
+		if v, ok := metricSample(string(text), series); ok {
+			if v == want {
+				return
 			}
+			last = strconv.FormatFloat(v, 'g', -1, 64)
 		}
 		time.Sleep(20 * time.Millisecond) // polling against a deadline
 	}

@@ -21,9 +21,7 @@ const edgeWait = 15 * time.Second
 // deleted registration's URL then answers 410 Gone even to a correctly signed
 // POST, and that list_webhooks no longer shows it while keeping the others.
 func TestToolEdgeDeleteWebhook(t *testing.T) {
-	dir := t.TempDir()
-	token := createToken(t, dir, "alice")
-	g := startGateway(t, dir)
+	g, token := startAsAlice(t)
 	cs := connect(t, g.url, token, "")
 
 	doomed := mustTool(t, cs, "register_webhook", map[string]any{"label": "doomed"}).Structured
@@ -68,9 +66,7 @@ func TestToolEdgeDeleteWebhook(t *testing.T) {
 // secret gets 401 and stores nothing; a later call with only the new secret
 // drops the old one.
 func TestToolEdgeSecretRotation(t *testing.T) {
-	dir := t.TempDir()
-	token := createToken(t, dir, "alice")
-	g := startGateway(t, dir)
+	g, token := startAsAlice(t)
 	cs := connect(t, g.url, token, "")
 
 	const oldSecret, newSecret, otherSecret = "rotate-old-secret-1", "rotate-new-secret-2", "never-registered-3"
@@ -121,9 +117,7 @@ func TestToolEdgeSecretRotation(t *testing.T) {
 // pending events returns the oldest 10 (the contract's limit) in ID order
 // with remaining 3, and, once those are acked, the other 3 with remaining 0.
 func TestToolEdgeCheckPendingLimit(t *testing.T) {
-	dir := t.TempDir()
-	token := createToken(t, dir, "alice")
-	g := startGateway(t, dir)
+	g, token := startAsAlice(t)
 	cs := connect(t, g.url, token, "")
 	reg := mustTool(t, cs, "register_webhook", map[string]any{"label": "bulk"}).Structured
 
@@ -162,9 +156,7 @@ func TestToolEdgeCheckPendingLimit(t *testing.T) {
 // (--after 0-0) and live, with a beta event posted before each alpha one
 // that a broken filter would print first, since the feed is in ID order.
 func TestToolEdgeTailLabel(t *testing.T) {
-	dir := t.TempDir()
-	token := createToken(t, dir, "alice")
-	g := startGateway(t, dir)
+	g, token := startAsAlice(t)
 	cs := connect(t, g.url, token, "")
 	alpha := mustTool(t, cs, "register_webhook", map[string]any{"label": "alpha"}).Structured
 	beta := mustTool(t, cs, "register_webhook", map[string]any{"label": "beta"}).Structured

@@ -518,14 +518,7 @@ func TestEventsConformanceStream(t *testing.T) {
 	})
 	t.Run("51 deleting the webhook terminates its stream", func(t *testing.T) {
 		env.register("alice", "doomed")
-		resp, err := http.DefaultClient.Do(env.modernRequest(context.Background(), alice, "doomed-1", "events/stream", map[string]any{"name": "doomed"}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		next, stop := pullFrames(resp)
-		defer stop()
-		nextMessage(t, next) // active
+		next := env.openStream(t, "doomed-1", "doomed")
 		if err := env.store.DeleteRegistration(context.Background(), "alice", "doomed"); err != nil {
 			t.Fatal(err)
 		}
@@ -550,14 +543,7 @@ func TestEventsConformanceStream(t *testing.T) {
 		}
 	})
 	t.Run("51 Shutdown ends a stream with its final result", func(t *testing.T) {
-		resp, err := http.DefaultClient.Do(env.modernRequest(context.Background(), alice, "last", "events/stream", map[string]any{"name": "orders"}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		next, stop := pullFrames(resp)
-		defer stop()
-		nextMessage(t, next) // active
+		next := env.openStream(t, "last", "orders")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		go func() { _ = env.events.Shutdown(ctx) }()
@@ -623,6 +609,22 @@ func TestEventsConformanceListChanged(t *testing.T) {
 			break
 		}
 	}
+}
+
+// openStream starts alice's events/stream of name with the request id, reads
+// its notifications/events/active, and returns the rest of the stream.
+func (env *eventsEnv) openStream(t *testing.T, id, name string) func() (string, bool) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(env.modernRequest(context.Background(), alice, id, "events/stream", map[string]any{"name": name}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, stop := pullFrames(resp)
+	t.Cleanup(stop)
+	if m := nextMessage(t, next); m.Method != "notifications/events/active" {
+		t.Fatalf("stream %s: first message %s, want notifications/events/active", id, m.Method)
+	}
+	return next
 }
 
 // pullFrames iterates the messages of an event stream.
