@@ -36,8 +36,13 @@ import (
 const Version = "0.1.0"
 
 // replayBufferBytes bounds what legacy MCP sessions keep for Last-Event-ID
-// replay of their GET streams, across all sessions of the process.
-const replayBufferBytes = 64 << 20
+// replay of their streams, across all sessions of the process;
+// replaySessionBytes bounds what any one session keeps, so a session that
+// stalls uses up its own history and not the others'.
+const (
+	replayBufferBytes  = 64 << 20
+	replaySessionBytes = 4 << 20
+)
 
 const instructions = "hookgate turns webhooks into events you can poll or subscribe to. register_webhook gives a URL for a provider; check_pending_events or poll_events return events leased to you; ack_event each one once handled. Subscribe to hookgate://webhooks/{label} or hookgate://events to be told of each new event as it arrives."
 
@@ -188,8 +193,7 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 			}
 		},
 	})
-	replay := mcp.NewMemoryEventStore(nil)
-	replay.SetMaxBytes(replayBufferBytes)
+	replay := compat.NewReplayStore(compat.ReplayOptions{PerSession: replaySessionBytes, Total: replayBufferBytes})
 	s.mcp = compat.NewHandler(s.servers.ForRequest, compat.HandlerOptions{
 		Logger:                     logger,
 		EventStore:                 replay,
