@@ -67,7 +67,7 @@ func (in *Inbox) serveHook(w http.ResponseWriter, r *http.Request, rep *WebhookR
 		writeError(w, http.StatusNotFound, "no such webhook")
 		return OutcomeUnknown
 	case err != nil:
-		in.logger.Warn("webhook: look up registration", "err", err)
+		in.logger.WarnContext(r.Context(), "webhook: look up registration", "err", err)
 		writeUnavailable(w)
 		return OutcomeStoreError
 	case reg.Deleted:
@@ -137,7 +137,7 @@ func (in *Inbox) serveHook(w http.ResponseWriter, r *http.Request, rep *WebhookR
 		writeError(w, http.StatusGone, "webhook deleted")
 		return OutcomeGone
 	case err != nil:
-		in.logger.Warn("webhook: append event", "registration", reg.ID, "err", err)
+		in.logger.WarnContext(r.Context(), "webhook: append event", "registration", reg.ID, "err", err)
 		writeUnavailable(w)
 		return OutcomeStoreError
 	}

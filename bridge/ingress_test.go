@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -367,5 +369,61 @@ func TestRegisterRules(t *testing.T) {
 	}
 	if _, err := e.inbox.Ack(ctx, "p", []string{"not-an-id"}); !errors.Is(err, bridge.ErrInvalid) || !strings.Contains(err.Error(), "not-an-id") {
 		t.Fatalf("ack of a malformed id: %v", err)
+	}
+}
+
+// ctxKey marks a request's context in TestIngressWarningsCarryTheRequestContext.
+type ctxKey struct{}
+
+// contextRecorder is a slog.Handler that keeps, per message, the ctxKey value
+// of the context the record was logged with.
+type contextRecorder struct {
+	mu   *sync.Mutex
+	seen map[string]any
+}
+
+func (h contextRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (h contextRecorder) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h contextRecorder) WithGroup(string) slog.Handler            { return h }
+func (h contextRecorder) Handle(ctx context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.seen[r.Message] = ctx.Value(ctxKey{})
+	return nil
+}
+
+// TestIngressWarningsCarryTheRequestContext: a store failure's warning is
+// logged with the request's context, which is where the server's log
+// handler finds the request ID an operator searches by.
+func TestIngressWarningsCarryTheRequestContext(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "hookgate.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	rec := contextRecorder{mu: &sync.Mutex{}, seen: map[string]any{}}
+	inbox := bridge.New(appendFails{st}, bridge.Options{Logger: slog.New(rec)})
+	reg, err := inbox.Register(context.Background(), "p", bridge.RegisterRequest{Label: "g", Secrets: []string{"k"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/hooks/{id}", inbox)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, "req-7")))
+	}))
+	defer srv.Close()
+	body := `{"id":"a"}`
+	req, _ := http.NewRequest("POST", srv.URL+"/hooks/"+reg.ID, strings.NewReader(body))
+	req.Header.Set("X-Webhook-Signature", hexHMAC("k", body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if got := rec.seen["webhook: append event"]; got != "req-7" {
+		t.Errorf("append warning logged with context value %v, want the request's (req-7); logged: %v", got, rec.seen)
 	}
 }

@@ -134,7 +134,7 @@ func (in *Inbox) LogHandler(principal func(*http.Request) string) http.Handler {
 		}
 		page, err := in.ReadLog(r.Context(), who, q)
 		if err != nil {
-			in.logger.Warn("read log", "principal", who, "err", err)
+			in.logger.WarnContext(r.Context(), "read log", "principal", who, "err", err)
 			writeUnavailable(w)
 			return
 		}
@@ -197,7 +197,7 @@ func (in *Inbox) RequeueHandler(principal func(*http.Request) string) http.Handl
 		case errors.Is(err, store.ErrNotFound):
 			writeError(w, http.StatusNotFound, err.Error())
 		case err != nil:
-			in.logger.Warn("requeue", "principal", who, "err", err)
+			in.logger.WarnContext(r.Context(), "requeue", "principal", who, "err", err)
 			writeUnavailable(w)
 		default:
 			writeJSON(w, http.StatusOK, struct {
