@@ -109,7 +109,12 @@ func (in *Inbox) serveHook(w http.ResponseWriter, r *http.Request, rep *WebhookR
 		writeError(w, http.StatusUnauthorized, "signature verification failed")
 		return OutcomeBadSignature
 	}
-	rep.EventTime = result.Timestamp
+	// Delivery latency runs from when the event happened; a provider that
+	// states no such time in the delivery is measured from when it signed.
+	rep.EventTime = result.OccurredAt
+	if rep.EventTime.IsZero() {
+		rep.EventTime = result.Timestamp
+	}
 	if reg.Provider == "slack" && result.EventType == "url_verification" {
 		return in.answerSlackChallenge(w, body)
 	}

@@ -427,3 +427,60 @@ func TestIngressWarningsCarryTheRequestContext(t *testing.T) {
 		t.Errorf("append warning logged with context value %v, want the request's (req-7); logged: %v", got, rec.seen)
 	}
 }
+
+// webhookReports records the ingress reports of an Inbox; the embedded
+// Observer is nil, so any other call fails the test loudly.
+type webhookReports struct {
+	bridge.Observer
+	reports chan bridge.WebhookReport
+}
+
+func (w webhookReports) Webhook(r bridge.WebhookReport) { w.reports <- r }
+
+// TestIngressEventTimeIsWhenItHappened: delivery latency is measured from
+// the event time the provider states (Stripe's created), not from its
+// signing time, which a provider renews on every retry.
+func TestIngressEventTimeIsWhenItHappened(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "hookgate.db"), bolt.Options{Now: func() time.Time { return fixedNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	obs := webhookReports{reports: make(chan bridge.WebhookReport, 4)}
+	inbox := bridge.New(st, bridge.Options{Now: func() time.Time { return fixedNow }, Observer: obs})
+	mux := http.NewServeMux()
+	mux.Handle("/hooks/{id}", inbox)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	reg, err := inbox.Register(context.Background(), "p", bridge.RegisterRequest{Label: "pay", Provider: "stripe", Secrets: []string{"whsec_k"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	happened := fixedNow.Add(-90 * time.Second)
+	ts := strconv.FormatInt(fixedNow.Unix(), 10)
+	for _, c := range []struct {
+		body string
+		want time.Time
+	}{
+		{fmt.Sprintf(`{"id":"evt_1","type":"invoice.paid","created":%d}`, happened.Unix()), happened},
+		{`{"id":"evt_2","type":"invoice.paid"}`, fixedNow}, // no created: the signing time
+	} {
+		sig := http.Header{"Stripe-Signature": {"t=" + ts + ",v1=" + hexHMAC("whsec_k", ts+"."+c.body)}}
+		req, _ := http.NewRequest("POST", srv.URL+"/hooks/"+reg.ID, strings.NewReader(c.body))
+		req.Header = sig
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		var r bridge.WebhookReport
+		select {
+		case r = <-obs.reports:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no ingress report")
+		}
+		if r.Outcome != bridge.OutcomeAccepted || !r.EventTime.Equal(c.want) {
+			t.Errorf("%s: outcome %s, event time %v, want accepted at %v", c.body, r.Outcome, r.EventTime, c.want)
+		}
+	}
+}

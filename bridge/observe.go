@@ -28,7 +28,7 @@ type WebhookReport struct {
 	Principal  string
 	Label      string
 	EventID    store.ID  // set when stored (or a duplicate's first copy)
-	EventTime  time.Time // the provider's own event time, when its signature or body carries one
+	EventTime  time.Time // when the event happened by the provider (verify.Result.OccurredAt), else when it signed; zero if neither is known
 	ReceivedAt time.Time // when the body was read and verified
 	Duration   time.Duration
 }

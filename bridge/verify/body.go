@@ -31,6 +31,15 @@ func document(body []byte) (doc []byte, form url.Values) {
 	return []byte(form.Get("payload")), form
 }
 
+// unixSeconds is a Unix time in seconds as a time, or zero for a value
+// that is absent (zero) or negative.
+func unixSeconds(s int64) time.Time {
+	if s <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(s, 0)
+}
+
 // parseRFC3339 parses a stated time, returning the zero Time if it is
 // absent or malformed.
 func parseRFC3339(s string) time.Time {

@@ -16,8 +16,9 @@ func TestResultFields(t *testing.T) {
 		tw = "https://hooks.example.com/h/tw"
 	)
 	linearBody := func(typ, action string) string {
-		return fmt.Sprintf(`{"action":%q,"type":%q,"webhookTimestamp":%d}`, action, typ, testNow.UnixMilli())
+		return fmt.Sprintf(`{"action":%q,"type":%q,"createdAt":"2026-11-30T06:30:00.000Z","webhookTimestamp":%d}`, action, typ, testNow.UnixMilli())
 	}
+	linearCreated := time.Date(2026, 11, 30, 6, 30, 0, 0, time.UTC)
 	tests := []struct {
 		name   string
 		scheme string
@@ -37,6 +38,8 @@ func TestResultFields(t *testing.T) {
 
 		{name: "stripe", scheme: "stripe", body: `{"id":"evt_9","object":"event","type":"invoice.paid"}`,
 			want: Result{EventType: "invoice.paid", ProviderEventID: "evt_9", Timestamp: testNow}},
+		{name: "stripe created", scheme: "stripe", body: `{"id":"evt_8","object":"event","type":"invoice.paid","created":1700000000}`,
+			want: Result{EventType: "invoice.paid", ProviderEventID: "evt_8", Timestamp: testNow, OccurredAt: time.Unix(1700000000, 0)}},
 
 		{name: "github action appended", scheme: "github",
 			extra: []string{"X-GitHub-Event", "issues", "X-GitHub-Delivery", "d-1"},
@@ -54,13 +57,16 @@ func TestResultFields(t *testing.T) {
 		{name: "shopify event id wins", scheme: "shopify",
 			extra: []string{"X-Shopify-Topic", "orders/create", "X-Shopify-Event-Id", "ev-1", "X-Shopify-Webhook-Id", "wh-1"},
 			body:  `{}`, want: Result{EventType: "orders/create", ProviderEventID: "ev-1"}},
+		{name: "shopify triggered at", scheme: "shopify",
+			extra: []string{"X-Shopify-Topic", "orders/create", "X-Shopify-Event-Id", "ev-2", "X-Shopify-Triggered-At", "2026-11-30T08:00:00.123Z"},
+			body:  `{}`, want: Result{EventType: "orders/create", ProviderEventID: "ev-2", OccurredAt: time.Date(2026, 11, 30, 8, 0, 0, 123e6, time.UTC)}},
 		{name: "shopify webhook id", scheme: "shopify",
 			extra: []string{"X-Shopify-Topic", "orders/create", "X-Shopify-Webhook-Id", "wh-1"},
 			body:  `{}`, want: Result{EventType: "orders/create", ProviderEventID: "wh-1"}},
 
 		{name: "zendesk event", scheme: "zendesk", extra: []string{"X-Zendesk-Webhook-Invocation-Id", "inv-1"},
-			body: `{"id":"z-1","type":"zen:event-type:ticket.created"}`,
-			want: Result{EventType: "zen:event-type:ticket.created", ProviderEventID: "z-1", Timestamp: testNow}},
+			body: `{"id":"z-1","type":"zen:event-type:ticket.created","time":"2026-11-30T07:59:58Z"}`,
+			want: Result{EventType: "zen:event-type:ticket.created", ProviderEventID: "z-1", Timestamp: testNow, OccurredAt: time.Date(2026, 11, 30, 7, 59, 58, 0, time.UTC)}},
 		{name: "zendesk trigger", scheme: "zendesk", extra: []string{"X-Zendesk-Webhook-Invocation-Id", "inv-1"},
 			body: `{"ticket":"123"}`, want: Result{ProviderEventID: "inv-1", Timestamp: testNow}},
 
@@ -68,8 +74,8 @@ func TestResultFields(t *testing.T) {
 			body: `{"token":"t","challenge":"c","type":"url_verification"}`,
 			want: Result{EventType: "url_verification", Timestamp: testNow}},
 		{name: "slack event_callback", scheme: "slack",
-			body: `{"type":"event_callback","event_id":"Ev1","event":{"type":"app_mention","text":"hi"}}`,
-			want: Result{EventType: "app_mention", ProviderEventID: "Ev1", Timestamp: testNow}},
+			body: `{"type":"event_callback","event_id":"Ev1","event_time":1700000001,"event":{"type":"app_mention","text":"hi"}}`,
+			want: Result{EventType: "app_mention", ProviderEventID: "Ev1", Timestamp: testNow, OccurredAt: time.Unix(1700000001, 0)}},
 		{name: "slack event_callback without event", scheme: "slack",
 			body: `{"type":"event_callback","event_id":"Ev2"}`,
 			want: Result{EventType: "event_callback", ProviderEventID: "Ev2", Timestamp: testNow}},
@@ -82,8 +88,8 @@ func TestResultFields(t *testing.T) {
 			body:  "token=x&team_id=T1&command=%2Fweather&text=paris",
 			want:  Result{EventType: "slash_command", Timestamp: testNow}},
 
-		{name: "standard-webhooks", scheme: "standard-webhooks", body: `{"type":"user.created","data":{}}`,
-			want: Result{EventType: "user.created", ProviderEventID: testID, Timestamp: testNow}},
+		{name: "standard-webhooks", scheme: "standard-webhooks", body: `{"type":"user.created","timestamp":"2026-11-30T07:00:00Z","data":{}}`,
+			want: Result{EventType: "user.created", ProviderEventID: testID, Timestamp: testNow, OccurredAt: time.Date(2026, 11, 30, 7, 0, 0, 0, time.UTC)}},
 		{name: "svix", scheme: "svix", body: `{"type":"user.created","data":{}}`,
 			want: Result{EventType: "user.created", ProviderEventID: testID, Timestamp: testNow}},
 
@@ -105,24 +111,24 @@ func TestResultFields(t *testing.T) {
 		{name: "twilio unknown form", scheme: "twilio", url: tw, body: "Foo=bar", want: Result{}},
 
 		{name: "linear type and action", scheme: "linear", extra: []string{"Linear-Delivery", "ld-1", "Linear-Event", "Issue"},
-			body: linearBody("Issue", "update"), want: Result{EventType: "Issue.update", ProviderEventID: "ld-1", Timestamp: testNow}},
+			body: linearBody("Issue", "update"), want: Result{EventType: "Issue.update", ProviderEventID: "ld-1", Timestamp: testNow, OccurredAt: linearCreated}},
 		{name: "linear header type", scheme: "linear", extra: []string{"Linear-Delivery", "ld-2", "Linear-Event", "Comment"},
-			body: linearBody("", "remove"), want: Result{EventType: "Comment.remove", ProviderEventID: "ld-2", Timestamp: testNow}},
+			body: linearBody("", "remove"), want: Result{EventType: "Comment.remove", ProviderEventID: "ld-2", Timestamp: testNow, OccurredAt: linearCreated}},
 
 		{name: "intercom", scheme: "intercom",
 			body: `{"type":"notification_event","id":"notif_1","topic":"conversation.user.created","created_at":1407993600}`,
-			want: Result{EventType: "conversation.user.created", ProviderEventID: "notif_1", Timestamp: time.Unix(1407993600, 0)}},
+			want: Result{EventType: "conversation.user.created", ProviderEventID: "notif_1", Timestamp: time.Unix(1407993600, 0), OccurredAt: time.Unix(1407993600, 0)}},
 
 		{name: "pagerduty", scheme: "pagerduty", extra: []string{"X-Webhook-Id", "pd-1"},
 			body: `{"event":{"id":"E1","event_type":"incident.triggered","occurred_at":"2026-01-02T03:04:05.5Z"}}`,
-			want: Result{EventType: "incident.triggered", ProviderEventID: "pd-1", Timestamp: time.Date(2026, 1, 2, 3, 4, 5, 5e8, time.UTC)}},
+			want: Result{EventType: "incident.triggered", ProviderEventID: "pd-1", Timestamp: time.Date(2026, 1, 2, 3, 4, 5, 5e8, time.UTC), OccurredAt: time.Date(2026, 1, 2, 3, 4, 5, 5e8, time.UTC)}},
 		{name: "pagerduty bad time", scheme: "pagerduty", extra: []string{"X-Webhook-Id", "pd-2"},
 			body: `{"event":{"event_type":"incident.resolved","occurred_at":"yesterday"}}`,
 			want: Result{EventType: "incident.resolved", ProviderEventID: "pd-2"}},
 
 		{name: "square", scheme: "square", url: sq,
 			body: `{"merchant_id":"M","type":"payment.created","event_id":"e-1","created_at":"2022-07-13T20:30:59.037339943Z"}`,
-			want: Result{EventType: "payment.created", ProviderEventID: "e-1", Timestamp: time.Date(2022, 7, 13, 20, 30, 59, 37339943, time.UTC)}},
+			want: Result{EventType: "payment.created", ProviderEventID: "e-1", Timestamp: time.Date(2022, 7, 13, 20, 30, 59, 37339943, time.UTC), OccurredAt: time.Date(2022, 7, 13, 20, 30, 59, 37339943, time.UTC)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"strings"
-	"time"
 )
 
 // verifyIntercom checks X-Hub-Signature, "sha1=<hex>" of the HMAC-SHA1 of
@@ -35,9 +34,6 @@ func verifyIntercom(r *request) (Result, error) {
 		CreatedAt int64  `json:"created_at"`
 	}
 	decodeJSON(r.body, &b)
-	var at time.Time
-	if b.CreatedAt > 0 {
-		at = time.Unix(b.CreatedAt, 0)
-	}
-	return Result{EventType: b.Topic, ProviderEventID: b.ID, Timestamp: at}, nil
+	at := unixSeconds(b.CreatedAt)
+	return Result{EventType: b.Topic, ProviderEventID: b.ID, Timestamp: at, OccurredAt: at}, nil
 }

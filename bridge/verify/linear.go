@@ -35,6 +35,7 @@ func verifyLinear(r *request) (Result, error) {
 		Type             string `json:"type"`
 		Action           string `json:"action"`
 		WebhookTimestamp int64  `json:"webhookTimestamp"`
+		CreatedAt        string `json:"createdAt"`
 	}
 	decodeJSON(r.body, &b)
 	if b.WebhookTimestamp == 0 {
@@ -55,5 +56,5 @@ func verifyLinear(r *request) (Result, error) {
 	if typ != "" && b.Action != "" {
 		typ += "." + b.Action
 	}
-	return Result{EventType: typ, ProviderEventID: r.header.Get("Linear-Delivery"), Timestamp: at}, nil
+	return Result{EventType: typ, ProviderEventID: r.header.Get("Linear-Delivery"), Timestamp: at, OccurredAt: parseRFC3339(b.CreatedAt)}, nil
 }

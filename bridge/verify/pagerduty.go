@@ -41,9 +41,11 @@ func verifyPagerDuty(r *request) (Result, error) {
 		} `json:"event"`
 	}
 	decodeJSON(r.body, &b)
+	occurred := parseRFC3339(b.Event.OccurredAt)
 	return Result{
 		EventType:       b.Event.EventType,
 		ProviderEventID: r.header.Get("X-Webhook-Id"),
-		Timestamp:       parseRFC3339(b.Event.OccurredAt),
+		Timestamp:       occurred,
+		OccurredAt:      occurred,
 	}, nil
 }

@@ -29,5 +29,5 @@ func verifyShopify(r *request) (Result, error) {
 	if id == "" {
 		id = r.header.Get("X-Shopify-Webhook-Id")
 	}
-	return Result{EventType: r.header.Get("X-Shopify-Topic"), ProviderEventID: id}, nil
+	return Result{EventType: r.header.Get("X-Shopify-Topic"), ProviderEventID: id, OccurredAt: parseRFC3339(r.header.Get("X-Shopify-Triggered-At"))}, nil
 }

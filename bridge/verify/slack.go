@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+	"time"
 )
 
 // verifySlack checks X-Slack-Signature, "v0=<hex>" of the HMAC-SHA256 of
@@ -41,8 +42,8 @@ func verifySlack(r *request) (Result, error) {
 		return Result{}, err
 	}
 
-	typ, id := slackEvent(r.body)
-	return Result{EventType: typ, ProviderEventID: id, Timestamp: at}, nil
+	typ, id, occurred := slackEvent(r.body)
+	return Result{EventType: typ, ProviderEventID: id, Timestamp: at, OccurredAt: occurred}, nil
 }
 
 // slackEvent returns the event type and ID of a Slack body.
@@ -57,21 +58,22 @@ func verifySlack(r *request) (Result, error) {
 // JSON in a payload field with its own type (block_actions,
 // view_submission, …); a slash command has no type field and is reported as
 // "slash_command". Neither carries a stable delivery ID.
-func slackEvent(body []byte) (typ, id string) {
+func slackEvent(body []byte) (typ, id string, occurred time.Time) {
 	doc, form := document(body)
 	if form.Has("command") {
-		return "slash_command", ""
+		return "slash_command", "", time.Time{}
 	}
 	var b struct {
-		Type    string `json:"type"`
-		EventID string `json:"event_id"`
-		Event   struct {
+		Type      string `json:"type"`
+		EventID   string `json:"event_id"`
+		EventTime int64  `json:"event_time"`
+		Event     struct {
 			Type string `json:"type"`
 		} `json:"event"`
 	}
 	decodeJSON(doc, &b)
 	if b.Type == "event_callback" && b.Event.Type != "" {
-		return b.Event.Type, b.EventID
+		return b.Event.Type, b.EventID, unixSeconds(b.EventTime)
 	}
-	return b.Type, b.EventID
+	return b.Type, b.EventID, unixSeconds(b.EventTime)
 }

@@ -35,5 +35,6 @@ func verifySquare(r *request) (Result, error) {
 		CreatedAt string `json:"created_at"`
 	}
 	decodeJSON(r.body, &b)
-	return Result{EventType: b.Type, ProviderEventID: b.EventID, Timestamp: parseRFC3339(b.CreatedAt)}, nil
+	created := parseRFC3339(b.CreatedAt)
+	return Result{EventType: b.Type, ProviderEventID: b.EventID, Timestamp: created, OccurredAt: created}, nil
 }

@@ -80,10 +80,11 @@ func standardWebhooks(r *request, prefix string) (Result, error) {
 	}
 
 	var b struct {
-		Type string `json:"type"`
+		Type      string `json:"type"`
+		Timestamp string `json:"timestamp"`
 	}
 	decodeJSON(r.body, &b)
-	return Result{EventType: b.Type, ProviderEventID: id, Timestamp: at}, nil
+	return Result{EventType: b.Type, ProviderEventID: id, Timestamp: at, OccurredAt: parseRFC3339(b.Timestamp)}, nil
 }
 
 // standardKeys decodes secrets serialized as "whsec_<base64>" or bare

@@ -30,11 +30,12 @@ func verifyStripe(r *request) (Result, error) {
 	}
 
 	var b struct {
-		ID   string `json:"id"`
-		Type string `json:"type"`
+		ID      string `json:"id"`
+		Type    string `json:"type"`
+		Created int64  `json:"created"`
 	}
 	decodeJSON(r.body, &b)
-	return Result{EventType: b.Type, ProviderEventID: b.ID, Timestamp: at}, nil
+	return Result{EventType: b.Type, ProviderEventID: b.ID, Timestamp: at, OccurredAt: unixSeconds(b.Created)}, nil
 }
 
 // parseStripeHeader returns the header's timestamp, as sent and as a time,

@@ -143,7 +143,7 @@ var vectorWant = map[string]struct {
 	"slack/docs-vector-stale":                            {err: ErrStale},
 	"shopify/shopify-api-js-vector":                      {res: Result{EventType: "products/create", ProviderEventID: "123456789"}},
 	"shopify/hex-instead-of-base64":                      {err: ErrBadSignature},
-	"zendesk/static-test-secret-timestamp-plus-body":     {res: Result{EventType: "zen:event-type:user.active_changed", ProviderEventID: "2b24ef10-19d4-4740-93cf-8f98ec4776c0", Timestamp: time.Date(2021, 3, 25, 5, 9, 27, 0, time.UTC)}},
+	"zendesk/static-test-secret-timestamp-plus-body":     {res: Result{EventType: "zen:event-type:user.active_changed", ProviderEventID: "2b24ef10-19d4-4740-93cf-8f98ec4776c0", Timestamp: time.Date(2021, 3, 25, 5, 9, 27, 0, time.UTC), OccurredAt: time.Date(2099, 7, 4, 5, 33, 18, 0, time.UTC)}},
 	"zendesk/body-plus-timestamp-order-rejected":         {err: ErrBadSignature},
 	"zendesk/legacy-doc-values-resigned-timestamp-first": {res: Result{Timestamp: time.Date(2021, 7, 25, 10, 0, 0, 0, time.UTC)}},
 	"twilio/docs-published-vector":                       {res: Result{EventType: "call"}},
@@ -156,8 +156,8 @@ var vectorWant = map[string]struct {
 	"linear/sdk-test-payload-stale":                      {err: ErrStale},
 	"linear/sdk-test-wrong-secret":                       {err: ErrBadSignature},
 	"intercom/sha256-instead-of-sha1":                    {err: ErrBadSignature},
-	"pagerduty/go-pagerduty-valid":                       {res: Result{EventType: "incident.priority_updated", ProviderEventID: "d5bb4a04-0a5b-4ee1-a8b7-6a3b2c2b0a11", Timestamp: time.Date(2021, 4, 26, 17, 36, 27, 458e6, time.UTC)}},
-	"pagerduty/rotation-two-signatures":                  {res: Result{EventType: "incident.priority_updated", ProviderEventID: "d5bb4a04-0a5b-4ee1-a8b7-6a3b2c2b0a11", Timestamp: time.Date(2021, 4, 26, 17, 36, 27, 458e6, time.UTC)}},
+	"pagerduty/go-pagerduty-valid":                       {res: Result{EventType: "incident.priority_updated", ProviderEventID: "d5bb4a04-0a5b-4ee1-a8b7-6a3b2c2b0a11", Timestamp: time.Date(2021, 4, 26, 17, 36, 27, 458e6, time.UTC), OccurredAt: time.Date(2021, 4, 26, 17, 36, 27, 458e6, time.UTC)}},
+	"pagerduty/rotation-two-signatures":                  {res: Result{EventType: "incident.priority_updated", ProviderEventID: "d5bb4a04-0a5b-4ee1-a8b7-6a3b2c2b0a11", Timestamp: time.Date(2021, 4, 26, 17, 36, 27, 458e6, time.UTC), OccurredAt: time.Date(2021, 4, 26, 17, 36, 27, 458e6, time.UTC)}},
 	"pagerduty/missing-v1-prefix":                        {err: ErrBadSignature},
 	"square/sdk-unescaped-chars":                         {},
 	"square/sdk-html-special-chars":                      {},
@@ -232,6 +232,9 @@ func checkResult(t *testing.T, got, want Result) {
 	}
 	if !got.Timestamp.Equal(want.Timestamp) {
 		t.Errorf("Timestamp = %v, want %v", got.Timestamp, want.Timestamp)
+	}
+	if !got.OccurredAt.Equal(want.OccurredAt) {
+		t.Errorf("OccurredAt = %v, want %v", got.OccurredAt, want.OccurredAt)
 	}
 }
 

@@ -50,6 +50,14 @@ type Result struct {
 	// no time, the event time stated in the signed body; zero if neither
 	// exists.
 	Timestamp time.Time
+	// OccurredAt is when the event happened by the provider's own account
+	// in the delivery (Stripe's created, Zendesk's time, Slack's
+	// event_time, the Standard Webhooks body timestamp, Linear's
+	// createdAt, Shopify's X-Shopify-Triggered-At, Intercom's created_at,
+	// PagerDuty's occurred_at, Square's created_at); zero when it states
+	// none. Unlike a signing time it stays the same across a provider's
+	// retries, so delivery latency measured from it includes retry lag.
+	OccurredAt time.Time
 }
 
 // Options configures verification. The zero value uses the defaults.

@@ -47,11 +47,12 @@ func verifyZendesk(r *request) (Result, error) {
 	var b struct {
 		ID   string `json:"id"`
 		Type string `json:"type"`
+		Time string `json:"time"`
 	}
 	decodeJSON(r.body, &b)
 	id := b.ID
 	if id == "" {
 		id = r.header.Get("X-Zendesk-Webhook-Invocation-Id")
 	}
-	return Result{EventType: b.Type, ProviderEventID: id, Timestamp: at}, nil
+	return Result{EventType: b.Type, ProviderEventID: id, Timestamp: at, OccurredAt: parseRFC3339(b.Time)}, nil
 }
