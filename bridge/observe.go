@@ -18,6 +18,9 @@ type Observer interface {
 	Acked(principal string, ids []store.ID, newly int)
 	// Nacked reports an event handed back; dead when it was dead-lettered.
 	Nacked(principal string, id store.ID, dead bool)
+	// DeadLettered reports events a lease moved to the dead-letter list
+	// instead of handing them out: their last lease ran out without an ack.
+	DeadLettered(store.Dropped)
 }
 
 // WebhookReport describes one ingress request. Fields the request never
@@ -40,3 +43,4 @@ func (nopObserver) Webhook(WebhookReport)                   {}
 func (nopObserver) Leased(string, []store.Event, time.Time) {}
 func (nopObserver) Acked(string, []store.ID, int)           {}
 func (nopObserver) Nacked(string, store.ID, bool)           {}
+func (nopObserver) DeadLettered(store.Dropped)              {}

@@ -30,6 +30,9 @@ func (in *Inbox) Lease(ctx context.Context, principal, label string, limit int, 
 		if err != nil {
 			return store.LeaseResult{}, fmt.Errorf("lease events: %w", err)
 		}
+		for _, d := range res.DeadLettered {
+			in.observer.DeadLettered(d)
+		}
 		if len(res.Events) > 0 {
 			in.observer.Leased(principal, res.Events, in.opts.Now().Add(in.opts.Lease))
 			return res, nil

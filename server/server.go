@@ -162,6 +162,7 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 			RetryDelay:          cfg.EventsRetryDelay,
 			ClaimTTL:            cfg.EventsClaimTTL,
 			Logger:              logger,
+			Metrics:             s.observer,
 			// s.servers is made below, before any request is served.
 			HasSession: func(principal, id string) bool { return s.servers.HasSession(principal, id) },
 		})
@@ -364,7 +365,8 @@ func (s *Server) eventsExtensions() map[string]any {
 	return s.events.Extensions()
 }
 
-// compactLoop deletes events past their retention until ctx ends.
+// compactLoop deletes events past their retention until ctx ends, and
+// tells the observer of the ones it deleted unacked: those are drops.
 func (s *Server) compactLoop(ctx context.Context) {
 	if s.cfg.CompactEvery <= 0 {
 		return
@@ -376,14 +378,25 @@ func (s *Server) compactLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			n, err := s.store.Compact(ctx)
+			res, err := s.store.Compact(ctx)
+			// What was deleted before an error is gone all the same.
+			s.observer.Compacted(res)
 			if err != nil {
 				s.logger.Warn("compact store", "err", err)
-			} else if n > 0 {
-				s.logger.Info("compacted store", "deleted_events", n)
+			} else if res.Deleted > 0 {
+				s.logger.Info("compacted store", "deleted_events", res.Deleted, "deleted_unacked", unacked(res))
 			}
 		}
 	}
+}
+
+// unacked totals the events a compaction deleted while still pending.
+func unacked(res store.CompactResult) int {
+	n := 0
+	for _, d := range res.Unacked {
+		n += d.Events
+	}
+	return n
 }
 
 func (s *Server) printBanner(ctx context.Context, out io.Writer, withToken bool) error {

@@ -83,6 +83,9 @@ type EventsOptions struct {
 	// agree with the store's ID clock. Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Metrics is told the result of every webhook delivery attempt; nil
+	// means none is told.
+	Metrics CallbackMetrics
 	// HasSession reports whether a legacy request's Mcp-Session-Id names a
 	// live session of the principal (Servers.HasSession); an events/stream
 	// on any other answers 404 so the client re-initializes. Nil accepts
@@ -131,6 +134,9 @@ func (o *EventsOptions) setDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = nopCallbackMetrics{}
 	}
 	setDefault(&o.Heartbeat, DefaultHeartbeat)
 	setDefault(&o.PageSize, 50)

@@ -242,14 +242,18 @@ func (s *webhookSub) attempts(ctx context.Context, msgID string, body []byte) er
 		s.noteAttempt(status, err)
 		switch {
 		case err == nil && status/100 == 2:
+			x.opts.Metrics.CallbackDelivered(CallbackOK)
 			return nil
 		case err == nil && (status == http.StatusGone || status == http.StatusRequestEntityTooLarge):
+			x.opts.Metrics.CallbackDelivered(CallbackRefused)
 			x.opts.Logger.Info("events: callback refused an event", "principal", s.principal, "id", s.id, "event", msgID, "status", status)
 			return nil
 		case attempt >= x.opts.MaxAttempts:
+			x.opts.Metrics.CallbackDelivered(CallbackAbandoned)
 			x.opts.Logger.Warn("events: event abandoned after retries", "principal", s.principal, "id", s.id, "event", msgID, "attempts", attempt)
 			return nil
 		}
+		x.opts.Metrics.CallbackDelivered(CallbackRetry)
 		timer := time.NewTimer(delay)
 		select {
 		case <-timer.C:

@@ -23,6 +23,28 @@ func (nopMetrics) Subscribed(string, string, int) {}
 func (nopMetrics) Pushed(string)                  {}
 func (nopMetrics) Cut(string)                     {}
 
+// The results CallbackMetrics counts.
+const (
+	CallbackOK        = "ok"        // 2xx: delivered
+	CallbackRefused   = "refused"   // 410 or 413: the callback will never take the event, which is skipped
+	CallbackRetry     = "retry"     // failed (an error or another status); another attempt is due
+	CallbackAbandoned = "abandoned" // failed on the last attempt: the event is skipped
+)
+
+// CallbackMetrics is told of MCP Events webhook-mode deliveries; the
+// server exports it. Its method runs on the delivery path and must be
+// quick. A nil CallbackMetrics in EventsOptions means none is told.
+type CallbackMetrics interface {
+	// CallbackDelivered counts one delivery attempt by its result
+	// (CallbackOK, CallbackRefused, CallbackRetry or CallbackAbandoned).
+	CallbackDelivered(result string)
+}
+
+// nopCallbackMetrics is the CallbackMetrics of options that name none.
+type nopCallbackMetrics struct{}
+
+func (nopCallbackMetrics) CallbackDelivered(string) {}
+
 func metricsOrNop(m Metrics) Metrics {
 	if m == nil {
 		return nopMetrics{}

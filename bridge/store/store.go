@@ -125,6 +125,43 @@ type LeaseQuery struct {
 type LeaseResult struct {
 	Events    []Event // DeliveryCount already counts this lease
 	Remaining int     // pending events (same label filter) not in this batch
+	// DeadLettered counts, by label, the events this call moved to the
+	// dead-letter list instead of leasing them: their last allowed lease
+	// ran out without an ack. Nil when there were none.
+	DeadLettered []Dropped
+}
+
+// Dropped counts the events of one of a principal's labels that the store
+// gave up on without an ack, for the drop rate operators watch.
+type Dropped struct {
+	Principal string
+	Label     string
+	Events    int
+}
+
+// CountDropped adds n events of the principal's label to list, to the
+// entry for that pair if there is one, and returns the list. n <= 0 leaves
+// it as it is. Backends use it to build DeadLettered and Unacked.
+func CountDropped(list []Dropped, principal, label string, n int) []Dropped {
+	if n <= 0 {
+		return list
+	}
+	for i := range list {
+		if list[i].Principal == principal && list[i].Label == label {
+			list[i].Events += n
+			return list
+		}
+	}
+	return append(list, Dropped{Principal: principal, Label: label, Events: n})
+}
+
+// CompactResult reports what Compact deleted.
+type CompactResult struct {
+	Deleted int // events deleted, whatever their state
+	// Unacked counts, by principal and label, the deleted events that were
+	// still pending (neither acked nor dead-lettered): dropped by retention.
+	// Nil when there were none.
+	Unacked []Dropped
 }
 
 // Store is the durable log of events plus the registrations and tokens that
@@ -157,7 +194,8 @@ type Store interface {
 	// previous lease (if any) has run out and whose nack delay has passed,
 	// leasing each for q.For and incrementing its DeliveryCount. An event
 	// whose DeliveryCount already reached its registration's MaxAttempts is
-	// moved to the dead-letter list instead of being leased again.
+	// moved to the dead-letter list instead of being leased again, and
+	// counted in the result's DeadLettered.
 	Lease(ctx context.Context, principal string, q LeaseQuery) (LeaseResult, error)
 
 	// Ack marks events done: they are never leased again. Acking an event
@@ -240,8 +278,9 @@ type Store interface {
 
 	// Compact deletes events older than their registration's TTL (measured
 	// from the ID's time), with their dedup records and lease state, and
-	// returns how many it deleted.
-	Compact(ctx context.Context) (int, error)
+	// reports how many it deleted and how many of those were still
+	// pending. On an error the result counts what was deleted before it.
+	Compact(ctx context.Context) (CompactResult, error)
 
 	// Ping reports whether the backend is reachable and writable.
 	Ping(ctx context.Context) error

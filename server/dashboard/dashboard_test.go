@@ -116,7 +116,7 @@ func TestIndexAccessible(t *testing.T) {
 	}
 	// The column headers the browser test and readers rely on.
 	for _, h := range []string{"Pending", "Accepted", "Duplicates", "Bad signatures", "Acked", "Nacked",
-		"Lease expired", "Dead letters", "Delivery latency", "Processing latency", "Drop rate", "Action success rate"} {
+		"Lease expired", "Dead letters", "Expired unacked", "Delivery latency", "Processing latency", "Drop rate", "Action success rate"} {
 		if !strings.Contains(page, ">"+h+"<") && !strings.Contains(page, ">"+h+" <") {
 			t.Errorf("index.html has no column header %q", h)
 		}

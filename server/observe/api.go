@@ -27,7 +27,8 @@ func (o *Observer) AddTool(s *mcp.Server) {
 	mcp.AddTool(s, &mcp.Tool{
 		Name: "get_stats",
 		Description: "Health of your webhooks over the last window_minutes (default 60): accepted, duplicate and badly signed deliveries; " +
-			"acks, nacks, lease expiries and dead letters; delivery latency (provider's event time to receipt), processing latency (receipt to your ack), drop rate and action success rate; and what is pending now.",
+			"acks, nacks, lease expiries, dead letters and events deleted by retention before an ack (expiredUnacked); delivery latency (provider's event time to receipt), processing latency (receipt to your ack), " +
+			"drop rate ((dead letters + expiredUnacked) / accepted) and action success rate (acks / (acks + nacks + lease expiries)); and what is pending now.",
 	}, func(ctx context.Context, req *mcp.CallToolRequest, in statsInput) (*mcp.CallToolResult, any, error) {
 		principal := compat.Principal(ctx, req.Extra)
 		if principal == "" {

@@ -12,10 +12,43 @@ import (
 // after an hour.
 var latencyBuckets = []float64{.001, .005, .01, .05, .1, .5, 1, 5, 10, 30, 60, 300, 900, 3600}
 
-// metrics are the Prometheus collectors. Labels are low-cardinality by
+// recorder takes the observer's metric updates. With metrics on it is
+// promMetrics; with them off (no Registerer) it is nopMetrics, so that
+// --metrics=false does no metric work on the request paths, rather than
+// updating collectors nobody exports.
+type recorder interface {
+	ingress(r bridge.WebhookReport)
+	acked(principal, label string, took time.Duration)
+	nacked(principal, label string)
+	deadLettered(principal, label string, n int)
+	expiredUnacked(principal, label string, n int)
+	leaseExpired(principal, label string)
+	storeOp(op, result string, took time.Duration)
+	subscribed(path, era string, delta int)
+	pushed(path string)
+	cut(path string)
+	callback(result string)
+}
+
+// nopMetrics is the recorder of an observer without metrics.
+type nopMetrics struct{}
+
+func (nopMetrics) ingress(bridge.WebhookReport)          {}
+func (nopMetrics) acked(string, string, time.Duration)   {}
+func (nopMetrics) nacked(string, string)                 {}
+func (nopMetrics) deadLettered(string, string, int)      {}
+func (nopMetrics) expiredUnacked(string, string, int)    {}
+func (nopMetrics) leaseExpired(string, string)           {}
+func (nopMetrics) storeOp(string, string, time.Duration) {}
+func (nopMetrics) subscribed(string, string, int)        {}
+func (nopMetrics) pushed(string)                         {}
+func (nopMetrics) cut(string)                            {}
+func (nopMetrics) callback(string)                       {}
+
+// promMetrics are the Prometheus collectors. Labels are low-cardinality by
 // construction: provider names, outcomes, and the (principal, webhook
 // label) pairs operators configured; never event IDs or payload text.
-type metrics struct {
+type promMetrics struct {
 	requests     *prometheus.CounterVec
 	ingressTime  *prometheus.HistogramVec
 	delivery     *prometheus.HistogramVec
@@ -24,6 +57,7 @@ type metrics struct {
 	nacks        *prometheus.CounterVec
 	expiries     *prometheus.CounterVec
 	deadLetters  *prometheus.CounterVec
+	expired      *prometheus.CounterVec
 	storeOps     *prometheus.HistogramVec
 	pushes       *prometheus.CounterVec
 	cuts         *prometheus.CounterVec
@@ -31,8 +65,12 @@ type metrics struct {
 	callbackRuns *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
+// newPromMetrics makes the collectors and registers them with reg. sweep
+// counts the leases that ran out since the last look; the lease-expiry
+// counter runs it at every scrape, so a stuck agent's expiries show even
+// when nothing else (a poll, an ack, get_stats) comes by to notice them.
+func newPromMetrics(reg prometheus.Registerer, sweep func()) *promMetrics {
+	m := &promMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookgate_ingress_requests_total",
 			Help: "Webhook requests by provider and outcome (accepted, duplicate, bad_signature, stale, too_large, unknown, gone, store_error, handshake, bad_request).",
@@ -59,10 +97,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "hookgate_events_nacked_total", Help: "Events handed back by agents.",
 		}, []string{"principal", "webhook"}),
 		expiries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hookgate_leases_expired_total", Help: "Leases that ran out without an ack.",
+			Name: "hookgate_leases_expired_total", Help: "Leases that ran out without an ack (the event comes back, so this is not a drop).",
 		}, []string{"principal", "webhook"}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hookgate_events_dead_lettered_total", Help: "Events moved to the dead-letter list by a nack after their last attempt.",
+			Name: "hookgate_events_dead_lettered_total", Help: "Events moved to the dead-letter list without an ack after their last attempt: nacked, or their last lease ran out.",
+		}, []string{"principal", "webhook"}),
+		expired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookgate_events_expired_unacked_total", Help: "Events deleted by retention while still pending (never acked nor dead-lettered).",
 		}, []string{"principal", "webhook"}),
 		storeOps: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "hookgate_store_operation_seconds",
@@ -79,17 +120,30 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "hookgate_subscribers", Help: "Open subscriptions by path and protocol era.",
 		}, []string{"path", "era"}),
 		callbackRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hookgate_callback_deliveries_total", Help: "MCP Events webhook-mode deliveries by result.",
+			Name: "hookgate_callback_deliveries_total", Help: "MCP Events webhook-mode delivery attempts by result: ok (2xx), refused (410 or 413: event skipped), retry (failed, another attempt due), abandoned (failed on the last attempt: event skipped).",
 		}, []string{"result"}),
 	}
-	if reg != nil {
-		reg.MustRegister(m.requests, m.ingressTime, m.delivery, m.processing, m.acks, m.nacks,
-			m.expiries, m.deadLetters, m.storeOps, m.pushes, m.cuts, m.subscribers, m.callbackRuns)
-	}
+	reg.MustRegister(m.requests, m.ingressTime, m.delivery, m.processing, m.acks, m.nacks,
+		sweepFirst{Collector: m.expiries, sweep: sweep}, m.deadLetters, m.expired, m.storeOps, m.pushes, m.cuts, m.subscribers, m.callbackRuns)
 	return m
 }
 
-func (m *metrics) ingress(r bridge.WebhookReport) {
+// sweepFirst is a collector that runs sweep before collecting: Gather
+// collects the registered collectors concurrently, so the sweep must run
+// inside the collector whose values it changes to be seen in the same
+// scrape.
+type sweepFirst struct {
+	prometheus.Collector
+	sweep func()
+}
+
+// Collect implements prometheus.Collector.
+func (c sweepFirst) Collect(ch chan<- prometheus.Metric) {
+	c.sweep()
+	c.Collector.Collect(ch)
+}
+
+func (m *promMetrics) ingress(r bridge.WebhookReport) {
 	provider := r.Provider
 	if provider == "" {
 		provider = "unknown"
@@ -101,35 +155,50 @@ func (m *metrics) ingress(r bridge.WebhookReport) {
 	}
 }
 
-func (m *metrics) acked(principal, label string, took time.Duration) {
+func (m *promMetrics) acked(principal, label string, took time.Duration) {
 	m.acks.WithLabelValues(principal, label).Inc()
 	m.processing.WithLabelValues(principal, label).Observe(took.Seconds())
 }
 
-func (m *metrics) nacked(principal, label string, dead bool) {
+func (m *promMetrics) nacked(principal, label string) {
 	m.nacks.WithLabelValues(principal, label).Inc()
-	if dead {
-		m.deadLetters.WithLabelValues(principal, label).Inc()
-	}
 }
 
-func (m *metrics) leaseExpired(principal, label string) {
+func (m *promMetrics) deadLettered(principal, label string, n int) {
+	m.deadLetters.WithLabelValues(principal, label).Add(float64(n))
+}
+
+func (m *promMetrics) expiredUnacked(principal, label string, n int) {
+	m.expired.WithLabelValues(principal, label).Add(float64(n))
+}
+
+func (m *promMetrics) leaseExpired(principal, label string) {
 	m.expiries.WithLabelValues(principal, label).Inc()
 }
 
-// Subscribed implements subscribe.Metrics.
-func (o *Observer) Subscribed(path, era string, delta int) {
-	o.metrics.subscribers.WithLabelValues(path, era).Add(float64(delta))
+func (m *promMetrics) storeOp(op, result string, took time.Duration) {
+	m.storeOps.WithLabelValues(op, result).Observe(took.Seconds())
 }
+
+func (m *promMetrics) subscribed(path, era string, delta int) {
+	m.subscribers.WithLabelValues(path, era).Add(float64(delta))
+}
+
+func (m *promMetrics) pushed(path string) { m.pushes.WithLabelValues(path).Inc() }
+
+func (m *promMetrics) cut(path string) { m.cuts.WithLabelValues(path).Inc() }
+
+func (m *promMetrics) callback(result string) { m.callbackRuns.WithLabelValues(result).Inc() }
+
+// Subscribed implements subscribe.Metrics.
+func (o *Observer) Subscribed(path, era string, delta int) { o.metrics.subscribed(path, era, delta) }
 
 // Pushed implements subscribe.Metrics.
-func (o *Observer) Pushed(path string) { o.metrics.pushes.WithLabelValues(path).Inc() }
+func (o *Observer) Pushed(path string) { o.metrics.pushed(path) }
 
 // Cut implements subscribe.Metrics.
-func (o *Observer) Cut(path string) { o.metrics.cuts.WithLabelValues(path).Inc() }
+func (o *Observer) Cut(path string) { o.metrics.cut(path) }
 
-// CallbackDelivered counts one MCP Events webhook-mode delivery attempt by
-// its result (e.g. "ok", "retry", "gone", "refused").
-func (o *Observer) CallbackDelivered(result string) {
-	o.metrics.callbackRuns.WithLabelValues(result).Inc()
-}
+// CallbackDelivered implements subscribe.CallbackMetrics: it counts one
+// MCP Events webhook-mode delivery attempt by its result.
+func (o *Observer) CallbackDelivered(result string) { o.metrics.callback(result) }

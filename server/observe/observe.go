@@ -3,8 +3,9 @@
 // over a recent window (the get_stats tool and GET /v1/stats). Above all it
 // answers four questions per registration: how late events reach us
 // (delivery latency), how long agents take to act on them (processing
-// latency), how many are dropped (lease expired or dead-lettered without
-// an ack), and how often agents succeed (acks against nacks and expiries).
+// latency), how many are dropped (dead-lettered, or deleted by retention
+// while still unacked), and how often agents succeed (acks against nacks
+// and lease expiries).
 //
 // Stats live in this process's memory: behind several replicas each
 // reports what it saw.
@@ -34,7 +35,8 @@ type Store interface {
 // Options configures an Observer.
 type Options struct {
 	Store Store
-	// Registerer receives the metrics; nil means none are exported (stats
+	// Registerer receives the metrics; nil means metrics are off: none are
+	// kept or exported, and the request paths do no metric work (stats
 	// still work).
 	Registerer prometheus.Registerer
 	Now        func() time.Time
@@ -46,7 +48,7 @@ type Options struct {
 type Observer struct {
 	store   Store
 	now     func() time.Time
-	metrics *metrics
+	metrics recorder // nopMetrics when metrics are off
 
 	mu      sync.Mutex
 	windows map[regKey]*window
@@ -73,12 +75,15 @@ func New(opts Options) *Observer {
 	o := &Observer{
 		store:   opts.Store,
 		now:     opts.Now,
-		metrics: newMetrics(opts.Registerer),
+		metrics: nopMetrics{},
 		windows: make(map[regKey]*window),
 		leases:  make(map[string]map[store.ID]lease),
 	}
-	if opts.Registerer != nil && opts.Store != nil {
-		opts.Registerer.MustRegister(newQueueCollector(o))
+	if opts.Registerer != nil {
+		o.metrics = newPromMetrics(opts.Registerer, func() { o.sweep(true) })
+		if opts.Store != nil {
+			opts.Registerer.MustRegister(newQueueCollector(o))
+		}
 	}
 	return o
 }
@@ -120,8 +125,13 @@ func (o *Observer) Webhook(r bridge.WebhookReport) {
 	})
 }
 
-// Leased implements bridge.Observer.
+// Leased implements bridge.Observer. An event leased again while this
+// process still holds its previous lease (not yet swept) had that lease run
+// out without an ack, or the store would not have handed it out again: it
+// counts as expired before the new lease replaces it.
 func (o *Observer) Leased(principal string, events []store.Event, until time.Time) {
+	now := o.now()
+	var expired []expiry
 	o.mu.Lock()
 	held := o.leases[principal]
 	if held == nil {
@@ -129,10 +139,38 @@ func (o *Observer) Leased(principal string, events []store.Event, until time.Tim
 		o.leases[principal] = held
 	}
 	for _, e := range events {
+		if l, ok := held[e.ID]; ok {
+			expired = append(expired, expiry{regKey{principal, l.label}, earliest(l.until, now)})
+		}
 		held[e.ID] = lease{label: e.Label, until: until}
 	}
 	o.mu.Unlock()
+	o.expire(expired)
 	o.sweep(false)
+}
+
+// DeadLettered implements bridge.Observer: events the store moved to the
+// dead-letter list when their last lease ran out, found by a later lease.
+func (o *Observer) DeadLettered(d store.Dropped) {
+	if d.Events <= 0 {
+		return
+	}
+	o.metrics.deadLettered(d.Principal, d.Label, d.Events)
+	o.window(regKey{d.Principal, d.Label}).record(o.now(), func(c *counts) { c.DeadLettered += d.Events })
+}
+
+// Compacted reports a store compaction: the events it deleted while they
+// were still pending are drops, since no agent acked them and none ever
+// will.
+func (o *Observer) Compacted(res store.CompactResult) {
+	now := o.now()
+	for _, d := range res.Unacked {
+		if d.Events <= 0 {
+			continue
+		}
+		o.metrics.expiredUnacked(d.Principal, d.Label, d.Events)
+		o.window(regKey{d.Principal, d.Label}).record(now, func(c *counts) { c.ExpiredUnacked += d.Events })
+	}
 }
 
 // Acked implements bridge.Observer. Each newly acked event counts once, with
@@ -173,7 +211,10 @@ func (o *Observer) Nacked(principal string, id store.ID, dead bool) {
 		}
 		label = e.Label
 	}
-	o.metrics.nacked(principal, label, dead)
+	o.metrics.nacked(principal, label)
+	if dead {
+		o.metrics.deadLettered(principal, label, 1)
+	}
 	o.window(regKey{principal, label}).record(now, func(c *counts) {
 		c.Nacked++
 		if dead {
@@ -210,14 +251,16 @@ func (o *Observer) getEvent(principal string, id store.ID) (store.Event, error) 
 	return o.store.Get(ctx, principal, id)
 }
 
+// expiry is a lease that ran out without an ack, at the time it did.
+type expiry struct {
+	k  regKey
+	at time.Time
+}
+
 // sweep counts the leases that ran out without an ack as expired. Unless
 // forced it runs at most once per sweepEvery, to keep the hot path cheap.
 func (o *Observer) sweep(force bool) {
 	now := o.now()
-	type expiry struct {
-		k  regKey
-		at time.Time
-	}
 	var expired []expiry
 	o.mu.Lock()
 	if !force && now.Sub(o.swept) < sweepEvery {
@@ -234,8 +277,20 @@ func (o *Observer) sweep(force bool) {
 		}
 	}
 	o.mu.Unlock()
+	o.expire(expired)
+}
+
+// expire counts the expiries, taken out of o.leases by the caller.
+func (o *Observer) expire(expired []expiry) {
 	for _, e := range expired {
 		o.metrics.leaseExpired(e.k.principal, e.k.label)
 		o.window(e.k).record(e.at, func(c *counts) { c.LeaseExpired++ })
 	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

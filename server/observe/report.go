@@ -22,11 +22,19 @@ type RegistrationStats struct {
 	Nacked        int    `json:"nacked"`
 	LeaseExpired  int    `json:"leaseExpired"`
 	DeadLettered  int    `json:"deadLettered"`
+	// ExpiredUnacked counts events deleted by retention (the
+	// registration's TTL) while still pending: never acked, never
+	// dead-lettered.
+	ExpiredUnacked int `json:"expiredUnacked"`
 	// DeliveryLatency: provider's event time to our 2xx; null without samples.
 	DeliveryLatency *Latency `json:"deliveryLatency"`
 	// ProcessingLatency: our 2xx to the agent's ack; null without samples.
 	ProcessingLatency *Latency `json:"processingLatency"`
-	// DropRate: (lease expiries + dead letters) / accepted; null when nothing was accepted.
+	// DropRate: (dead letters + expired unacked) / accepted, at most 1;
+	// null when nothing was accepted or dropped. A lease expiry is not a
+	// drop: the event comes back. Drops count when they happen, so in a
+	// window they may belong to events accepted before it; the cap keeps
+	// the rate a fraction.
 	DropRate *float64 `json:"dropRate"`
 	// ActionSuccessRate: acks / (acks + nacks + lease expiries); null without any.
 	ActionSuccessRate *float64 `json:"actionSuccessRate"`
@@ -57,13 +65,21 @@ func (o *Observer) Stats(ctx context.Context, principal, label string, window ti
 			Accepted: c.Accepted, Duplicates: c.Duplicates, BadSignatures: c.BadSignatures,
 			Stale: c.Stale, TooLarge: c.TooLarge,
 			Acked: c.Acked, Nacked: c.Nacked, LeaseExpired: c.LeaseExpired, DeadLettered: c.DeadLettered,
+			ExpiredUnacked:    c.ExpiredUnacked,
 			DeliveryLatency:   summarise(c.delivery),
 			ProcessingLatency: summarise(c.processing),
-			DropRate:          ratio(c.LeaseExpired+c.DeadLettered, c.Accepted),
+			DropRate:          dropRate(c.DeadLettered+c.ExpiredUnacked, c.Accepted),
 			ActionSuccessRate: ratio(c.Acked, c.Acked+c.Nacked+c.LeaseExpired),
 		})
 	}
 	return out, nil
+}
+
+// dropRate is dropped/accepted, capped at 1 (more drops than acceptances
+// in a window means events accepted before it were dropped in it); null
+// when both are zero.
+func dropRate(dropped, accepted int) *float64 {
+	return ratio(dropped, max(accepted, dropped))
 }
 
 func ratio(n, d int) *float64 {

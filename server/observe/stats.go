@@ -21,6 +21,7 @@ var latencyBounds = [...]float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5
 type counts struct {
 	Accepted, Duplicates, BadSignatures, Stale, TooLarge int
 	Acked, Nacked, LeaseExpired, DeadLettered            int
+	ExpiredUnacked                                       int
 	delivery, processing                                 [len(latencyBounds) + 1]int
 }
 
@@ -34,6 +35,7 @@ func (c *counts) add(o *counts) {
 	c.Nacked += o.Nacked
 	c.LeaseExpired += o.LeaseExpired
 	c.DeadLettered += o.DeadLettered
+	c.ExpiredUnacked += o.ExpiredUnacked
 	for i := range c.delivery {
 		c.delivery[i] += o.delivery[i]
 		c.processing[i] += o.processing[i]

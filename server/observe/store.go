@@ -10,18 +10,22 @@ import (
 
 // InstrumentStore wraps s so the latency of the operations on hookgate's hot
 // paths (ingress, polling, push reads, auth) is measured by operation and
-// result. Other operations pass through untimed.
+// result. Other operations pass through untimed. Without metrics it returns
+// s itself: there is nothing to measure for.
 func (o *Observer) InstrumentStore(s store.Store) store.Store {
+	if _, off := o.metrics.(nopMetrics); off {
+		return s
+	}
 	return &timedStore{Store: s, m: o.metrics}
 }
 
 type timedStore struct {
 	store.Store
-	m *metrics
+	m recorder
 }
 
 // timed runs f and records how long it took under op and its result class.
-func timed[T any](m *metrics, op string, f func() (T, error)) (T, error) {
+func timed[T any](m recorder, op string, f func() (T, error)) (T, error) {
 	start := time.Now()
 	v, err := f()
 	result := "ok"
@@ -32,7 +36,7 @@ func timed[T any](m *metrics, op string, f func() (T, error)) (T, error) {
 	default:
 		result = "error"
 	}
-	m.storeOps.WithLabelValues(op, result).Observe(time.Since(start).Seconds())
+	m.storeOp(op, result, time.Since(start))
 	return v, err
 }
 

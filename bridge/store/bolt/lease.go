@@ -128,6 +128,11 @@ func (s *boltStore) leaseTx(tx *bbolt.Tx, principalName, label string, limit int
 		if err := moveToDead(p, q.group, q.key, now, reasonLeaseExpired); err != nil {
 			return res, err
 		}
+		label, _, err := splitGroupKey(q.group)
+		if err != nil {
+			return res, err
+		}
+		res.DeadLettered = store.CountDropped(res.DeadLettered, principalName, label, 1)
 	}
 	pending := p.Bucket([]byte(bucketPending))
 	until := now + length.Milliseconds()

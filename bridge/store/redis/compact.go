@@ -16,7 +16,8 @@ const compactChunk = 500
 // each group's index from its oldest event and stopping at the first within
 // its registration's TTL. Each goes with its dedup record, queue entries,
 // delivery count and dead-letter reason; an emptied group goes entirely.
-// It answers how many it deleted.
+// It answers {deleted, unacked}: unacked is {label, n, ...}, the deleted
+// events that were still pending, by label.
 //
 // The stream is shared by registrations with different TTLs, so the events
 // go by XDEL one at a time rather than by XTRIM MINID, which could only cut
@@ -25,7 +26,7 @@ const compactChunk = 500
 // ARGV: now, budget, default TTL in ms.
 const compactLua = luaPrelude + `
 local now, budget, defTTL = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local deleted = 0
+local deleted, unacked, unackedAt = 0, {}, {}
 for _, g in ipairs(groups('')) do
   if deleted >= budget then break end
   local reg = groupReg(g)
@@ -44,7 +45,8 @@ for _, g in ipairs(groups('')) do
       end
       redis.call('XDEL', P .. 'log', id)
     end
-    for _, set in ipairs({'idx:', 'pend:', 'ready:', 'wait:', 'dead:'}) do
+    if redis.call('ZREM', P .. 'pend:' .. g, m) == 1 then countLabel(unacked, unackedAt, groupLabel(g)) end
+    for _, set in ipairs({'idx:', 'ready:', 'wait:', 'dead:'}) do
       redis.call('ZREM', P .. set .. g, m)
     end
     redis.call('HDEL', P .. 'tries', id)
@@ -56,40 +58,70 @@ for _, g in ipairs(groups('')) do
     redis.call('ZREM', P .. 'groups', g)
   end
 end
-return deleted
+return {deleted, unacked}
 `
 
 // Compact implements store.Store, one principal and one chunk at a time. It
 // does not wait for replicas: a deletion lost in a failover is redone by
 // the next run.
-func (s *redisStore) Compact(ctx context.Context) (int, error) {
+func (s *redisStore) Compact(ctx context.Context) (store.CompactResult, error) {
 	const what = "compact"
+	var total store.CompactResult
 	if err := s.gate.Enter(ctx); err != nil {
-		return 0, fmt.Errorf("%s: %w", what, err)
+		return total, fmt.Errorf("%s: %w", what, err)
 	}
 	defer s.gate.Leave()
 	principals, err := s.principals(ctx)
 	if err != nil {
-		return 0, fail(ctx, what, err)
+		return total, fail(ctx, what, err)
 	}
 	now := s.nowMS()
-	total := 0
 	for _, p := range principals {
 		for {
-			n, err := s.run(ctx, s.rdb, s.scripts.compact, p, now, compactChunk, store.DefaultTTL.Milliseconds()).Int64()
-			total += int(n)
+			reply, err := s.run(ctx, s.rdb, s.scripts.compact, p, now, compactChunk, store.DefaultTTL.Milliseconds()).Slice()
 			if err != nil {
 				return total, fail(ctx, fmt.Sprintf("%s principal %q", what, p), err)
+			}
+			if len(reply) != 2 {
+				return total, fmt.Errorf("%s principal %q: %w: reply %v", what, p, errCorrupt, reply)
+			}
+			n, _ := reply[0].(int64)
+			unacked, err := decodeLabelCounts(p, reply[1])
+			if err != nil {
+				return total, fmt.Errorf("%s principal %q: %w", what, p, err)
+			}
+			total.Deleted += int(n)
+			for _, d := range unacked {
+				total.Unacked = store.CountDropped(total.Unacked, d.Principal, d.Label, d.Events)
 			}
 			if n < compactChunk {
 				break
 			}
 		}
 	}
-	if total > 0 {
-		s.log.Info("redis store compacted", "deleted", total)
+	if total.Deleted > 0 {
+		s.log.Info("redis store compacted", "deleted", total.Deleted)
 	}
 	return total, nil
+}
+
+// decodeLabelCounts decodes a script's {label, n, ...} reply as the
+// principal's counts by label.
+func decodeLabelCounts(principal string, v any) ([]store.Dropped, error) {
+	list, ok := v.([]any)
+	if !ok || len(list)%2 != 0 {
+		return nil, fmt.Errorf("%w: label counts %v", errCorrupt, v)
+	}
+	var out []store.Dropped
+	for i := 0; i < len(list); i += 2 {
+		label, ok1 := list[i].(string)
+		n, ok2 := list[i+1].(int64)
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("%w: label counts %v", errCorrupt, v)
+		}
+		out = store.CountDropped(out, principal, label, int(n))
+	}
+	return out, nil
 }
 
 // principals lists every principal that may have events: those that own a

@@ -17,7 +17,8 @@ const reasonLeaseExpired = "max attempts reached: lease expired without ack"
 // group's wait set to its ready set; then it repeatedly takes the least
 // head of the ready sets, dead-letters it if its deliveries reached the
 // registration's limit and otherwise leases it: one more delivery, and back
-// into wait until the lease ends. It answers {remaining, events}.
+// into wait until the lease ends. It answers {remaining, events, dead}:
+// dead is {label, n, ...}, the events it dead-lettered, by label.
 //
 // ARGV: now, label (empty for all), limit, lease length in ms, default
 // attempt limit, dead-letter reason.
@@ -34,7 +35,7 @@ for i, g in ipairs(gs) do
   end
   heads[i] = redis.call('ZRANGE', ready, 0, 0)[1]
 end
-local out = {}
+local out, dead, deadAt = {}, {}, {}
 while #out < limit do
   local best
   for i = 1, #gs do
@@ -47,6 +48,7 @@ while #out < limit do
   local n = tonumber(redis.call('HGET', P .. 'tries', id)) or 0
   if n >= maxAttempts(groupReg(g), defMax) then
     deadLetter(g, m, id, now, reason)
+    countLabel(dead, deadAt, groupLabel(g))
   else
     redis.call('HSET', P .. 'tries', id, n + 1)
     redis.call('ZADD', P .. 'wait:' .. g, now + length, m)
@@ -56,7 +58,7 @@ while #out < limit do
 end
 local pending = 0
 for _, g in ipairs(gs) do pending = pending + redis.call('ZCARD', P .. 'pend:' .. g) end
-return {pending - #out, out}
+return {pending - #out, out, dead}
 `
 
 // ackLua takes events out of the queue. It checks that every ID names an
@@ -151,12 +153,15 @@ func (s *redisStore) Lease(ctx context.Context, principal string, q store.LeaseQ
 	if err != nil {
 		return store.LeaseResult{}, fail(ctx, what, err)
 	}
-	if len(reply) != 2 {
+	if len(reply) != 3 {
 		return store.LeaseResult{}, fmt.Errorf("%s: %w: reply %v", what, errCorrupt, reply)
 	}
 	remaining, _ := reply[0].(int64)
 	list, _ := reply[1].([]any)
 	res := store.LeaseResult{Events: make([]store.Event, 0, len(list)), Remaining: int(remaining)}
+	if res.DeadLettered, err = decodeLabelCounts(principal, reply[2]); err != nil {
+		return store.LeaseResult{}, fmt.Errorf("%s: %w", what, err)
+	}
 	for _, v := range list {
 		e, err := decodeEvent(v)
 		if err != nil {

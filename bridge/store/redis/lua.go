@@ -57,6 +57,24 @@ local function groupReg(g)
   return string.sub(g, #n + tonumber(n) + 3)
 end
 
+local function groupLabel(g)
+  local n = string.match(g, '^(%d+):')
+  return string.sub(g, #n + 2, #n + 1 + tonumber(n))
+end
+
+-- countLabel adds one to label's count in the flat list
+-- {label, n, label, n, ...} that at maps into (label to index of n).
+local function countLabel(list, at, label)
+  local i = at[label]
+  if not i then
+    list[#list + 1] = label
+    list[#list + 1] = 0
+    i = #list
+    at[label] = i
+  end
+  list[i] = list[i] + 1
+end
+
 -- groups returns the groups of label, or every group for ''.
 local function groups(label)
   if label == '' then return redis.call('ZRANGE', P .. 'groups', 0, -1) end

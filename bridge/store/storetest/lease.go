@@ -226,14 +226,21 @@ func testExpiryDeadLetter(t *testing.T, e *env) {
 	first := e.appendN(r, 1)
 	q := store.LeaseQuery{For: time.Minute}
 	for range 2 {
-		e.wantLease(alice, q, first, 0)
+		res := e.lease(alice, q)
+		wantIDs(t, "Lease", res.Events, first)
+		wantDropped(t, "Lease's DeadLettered with attempts left", res.DeadLettered, nil)
 		e.clock.Advance(time.Minute + time.Second)
 	}
 	second := e.appendN(r, 1)
-	got := e.wantLease(alice, q, second, 0)
-	wantDeliveries(t, "lease behind a dead letter", got, 1)
+	res := e.lease(alice, q)
+	wantIDs(t, "Lease behind a dead letter", res.Events, second)
+	wantDeliveries(t, "lease behind a dead letter", res.Events, 1)
+	// The lease that finds the event's last lease run out reports it.
+	wantDropped(t, "Lease's DeadLettered", res.DeadLettered, []store.Dropped{{Principal: alice, Label: "hooks", Events: 1}})
 	wantIDs(t, "DeadLetters", e.deadLetters(alice, store.Query{}), first)
 	e.wantPending(alice, "", 1)
+	e.clock.Advance(time.Minute + time.Second)
+	wantDropped(t, "DeadLettered of a later lease", e.lease(alice, q).DeadLettered, nil)
 }
 
 func testDefaultMaxAttempts(t *testing.T, e *env) {

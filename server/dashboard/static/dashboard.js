@@ -175,7 +175,7 @@
   }
 
   const CELLS = ['hook', 'pending', 'accepted', 'duplicates', 'badSignatures', 'acked', 'nacked',
-    'leaseExpired', 'deadLettered', 'deliveryLatency', 'processingLatency', 'dropRate', 'actionSuccessRate'];
+    'leaseExpired', 'deadLettered', 'expiredUnacked', 'deliveryLatency', 'processingLatency', 'dropRate', 'actionSuccessRate'];
 
   function renderRow(hook, s) {
     let tr = rows.get(hook.label);
@@ -217,7 +217,7 @@
     setText(hookCell.querySelector('code'), hook.url);
     hookCell.querySelector('.copy').setAttribute('aria-label', 'Copy the URL of ' + hook.label);
     setText(cell('pending'), String(hook.pending));
-    for (const f of ['accepted', 'duplicates', 'badSignatures', 'acked', 'nacked', 'leaseExpired', 'deadLettered']) {
+    for (const f of ['accepted', 'duplicates', 'badSignatures', 'acked', 'nacked', 'leaseExpired', 'deadLettered', 'expiredUnacked']) {
       setText(cell(f), s[f] === undefined ? '–' : String(s[f]));
     }
     cell('badSignatures').classList.toggle('bad', s.badSignatures > 0);
