@@ -3,6 +3,7 @@ package clients_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -35,8 +36,9 @@ var drivers = []struct {
 }
 
 // recorder watches a driver from outside: which handlers finished, and
-// every ack (ack_event over HTTP, and the checkpoint) to check that none
-// comes before its handler finished.
+// every ack (ack_event over HTTP, {"ack": ...} messages on the WebSocket,
+// and the checkpoint) to check that none comes before its handler
+// finished.
 type recorder struct {
 	t        *testing.T
 	mu       sync.Mutex
@@ -108,7 +110,8 @@ func (rc *recorder) has(ids []string) bool {
 }
 
 // RoundTrip records the MCP methods of each request and checks the IDs of
-// every ack_event call before passing it on.
+// every ack_event call before passing it on. A WebSocket it lets through
+// has what the client writes on it tapped, to check its acks likewise.
 func (rc *recorder) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Method == http.MethodPost && r.Body != nil {
 		body, err := io.ReadAll(r.Body)
@@ -142,7 +145,108 @@ func (rc *recorder) RoundTrip(r *http.Request) (*http.Response, error) {
 			}
 		}
 	}
-	return http.DefaultTransport.RoundTrip(r)
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
+		if rwc, ok := resp.Body.(io.ReadWriteCloser); ok {
+			resp.Body = &wsTap{ReadWriteCloser: rwc, rc: rc}
+		}
+	}
+	return resp, err
+}
+
+// wsTap is the client's side of a WebSocket as the recorder sees it: it
+// decodes the frames the client writes and checks each {"ack": ...}
+// message when its last byte is written, before the server can read it.
+type wsTap struct {
+	io.ReadWriteCloser
+	rc  *recorder
+	mu  sync.Mutex
+	buf []byte // written, not yet a whole frame
+	msg []byte // the message being assembled from its frames
+}
+
+func (w *wsTap) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	w.buf = append(w.buf, p...)
+	w.decode()
+	w.mu.Unlock()
+	return w.ReadWriteCloser.Write(p)
+}
+
+// decode takes the whole frames off buf (RFC 6455 §5.2; a client's frames
+// are masked) and checks the acks among the messages they complete.
+func (w *wsTap) decode() {
+	for {
+		b := w.buf
+		if len(b) < 2 {
+			return
+		}
+		fin, rsv, opcode := b[0]&0x80 != 0, b[0]&0x70, b[0]&0x0f
+		n, off := uint64(b[1]&0x7f), 2
+		switch n {
+		case 126:
+			if len(b) < 4 {
+				return
+			}
+			n, off = uint64(binary.BigEndian.Uint16(b[2:4])), 4
+		case 127:
+			if len(b) < 10 {
+				return
+			}
+			n, off = binary.BigEndian.Uint64(b[2:10]), 10
+		}
+		var mask []byte
+		if b[1]&0x80 != 0 {
+			if len(b) < off+4 {
+				return
+			}
+			mask, off = b[off:off+4], off+4
+		}
+		if uint64(len(b)-off) < n {
+			return
+		}
+		payload := slices.Clone(b[off : off+int(n)])
+		for i := range payload {
+			if mask != nil {
+				payload[i] ^= mask[i%4]
+			}
+		}
+		w.buf = b[off+int(n):]
+		if rsv != 0 {
+			w.rc.t.Errorf("websocket tap: a compressed frame, which it cannot read")
+		}
+		if opcode >= 8 {
+			continue // ping, pong, close
+		}
+		w.msg = append(w.msg, payload...)
+		if fin {
+			w.message(w.msg)
+			w.msg = nil
+		}
+	}
+}
+
+// message checks one message the client sent, if it is an ack.
+func (w *wsTap) message(msg []byte) {
+	var m struct {
+		Ack json.RawMessage `json:"ack"`
+	}
+	if json.Unmarshal(msg, &m) != nil || m.Ack == nil {
+		return
+	}
+	var ids []string
+	if err := json.Unmarshal(m.Ack, &ids); err != nil {
+		var one string
+		if err := json.Unmarshal(m.Ack, &one); err != nil {
+			w.rc.t.Errorf("websocket tap: an ack it cannot read: %s", msg)
+			return
+		}
+		ids = []string{one}
+	}
+	w.rc.mu.Lock()
+	w.rc.methods["websocket ack"]++
+	w.rc.mu.Unlock()
+	w.rc.checkAcked("websocket ack", ids)
 }
 
 func (rc *recorder) method(name string) int {
@@ -241,10 +345,15 @@ func TestDriversRecoverFromRestart(t *testing.T) {
 					t.Errorf("%d events still pending on the server after the run (%v): acks missing", len(pending), err)
 				}
 			}
+			// The acks were seen, so their check is not vacuous.
+			if acks := rc.method("ack_event") + rc.method("websocket ack"); d.acks && acks == 0 {
+				t.Errorf("no ack seen on the wire, so none was checked")
+			}
 			if before == 0 || before == events {
 				t.Errorf("the first run completed %d of %d events: not stopped mid-way", before, events)
 			}
-			t.Logf("stopped at handler call %d after %d completed; %d acks checked", stopAt, before, rc.acked)
+			t.Logf("stopped at handler call %d after %d completed; %d acks checked, %d ack messages on the wire",
+				stopAt, before, rc.acked, rc.method("ack_event")+rc.method("websocket ack"))
 		})
 	}
 }

@@ -97,7 +97,13 @@ func (g *hookgate) register(t testing.TB, label string) (url, secret string) {
 
 // post sends one signed generic webhook and returns hookgate's event ID.
 func post(url, secret string, i int) (string, error) {
-	body := fmt.Appendf(nil, `{"id":"ev-%d","type":"test.event","n":%d}`, i, i)
+	return postTyped(url, secret, i, "test.event")
+}
+
+// postTyped is post with the event type given (ev-<i> is the provider's
+// event ID, so i must differ between the events of one webhook).
+func postTyped(url, secret string, i int, eventType string) (string, error) {
+	body := fmt.Appendf(nil, `{"id":"ev-%d","type":%q,"n":%d}`, i, eventType, i)
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write(body)
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))

@@ -109,7 +109,8 @@ func signal(c chan struct{}) {
 
 // callTool calls a tool and returns its result's JSON: the structured
 // content when the server sends one, else the text content. A tool error
-// is returned as an error carrying the server's text.
+// is returned as a *refusalError carrying the server's text, so callers
+// can tell it from a call that got no answer.
 func (s *mcpSession) callTool(ctx context.Context, name string, args map[string]any) (json.RawMessage, error) {
 	res, err := s.cs.CallTool(ctx, &mcp.CallToolParams{Name: name, Arguments: args})
 	if err != nil {
@@ -122,7 +123,7 @@ func (s *mcpSession) callTool(ctx context.Context, name string, args map[string]
 		}
 	}
 	if res.IsError {
-		return nil, fmt.Errorf("call %s: tool error: %s", name, text)
+		return nil, &refusalError{msg: fmt.Sprintf("call %s: tool error: %s", name, text)}
 	}
 	if res.StructuredContent != nil {
 		b, err := json.Marshal(res.StructuredContent)

@@ -22,9 +22,15 @@ const (
 // retry delay when it has failed. It works against any MCP server that
 // offers those tools, not only hookgate.
 //
-// Events the poller took but did not finish when the run ends are handed
-// back with nack_event, so a restarted program gets them at once instead
-// of after the lease runs out.
+// Events the poller took but did not finish when the run ends are left
+// leased, not handed back: they come back when their lease runs out
+// (hookgate's --lease, 5 minutes by default), to this program restarted or
+// to another poller. nack_event could hand them back at once, but the
+// contract has no way to do so without it counting as a failure: it is a
+// nack in the server's stats, and at the event's last allowed attempt it
+// dead-letters it as failed though no handler ever failed on it. Leaving
+// them costs no extra attempt (the lease that took them counted one
+// either way), only the wait.
 func NewToolPoller(cfg Config) Driver { return &toolPoller{cfg: cfg} }
 
 type toolPoller struct {
@@ -38,8 +44,7 @@ func (p *toolPoller) Run(ctx context.Context, h Handler) error {
 	if _, err := cfg.mcpEndpoint(); err != nil {
 		return err
 	}
-	// The session outlives the feed: the run's last acks and hand-backs
-	// go over it.
+	// The session outlives the feed: the run's last acks go over it.
 	defer p.setSession(nil)
 	return runWith(ctx, cfg, h, p, func(ctx context.Context, r *runner, _ string) error {
 		startOver := func() { p.setSession(nil) } // with a fresh session
@@ -146,17 +151,4 @@ func (p *toolPoller) nack(ctx context.Context, e Event, delay time.Duration) (bo
 	}
 	_ = json.Unmarshal(raw, &res)
 	return res.DeadLettered, nil
-}
-
-func (p *toolPoller) release(ctx context.Context, ids []string) {
-	s := p.current()
-	if s == nil || s.tools["nack_event"] == nil {
-		return
-	}
-	for _, id := range ids {
-		if _, err := s.callTool(ctx, "nack_event", map[string]any{"event_id": id, "reason": "client stopping"}); err != nil {
-			p.cfg.Logger.Warn("hand back event", "event", id, "err", err)
-			return
-		}
-	}
 }

@@ -192,7 +192,3 @@ func (d *pushDriver) ack(ctx context.Context, ids []string) error {
 
 // nack does nothing on the server: a push driver retries locally.
 func (d *pushDriver) nack(context.Context, Event, time.Duration) (bool, error) { return false, nil }
-
-// release does nothing: unacked events stay pending on the server, and
-// the next run reads them again from its checkpoint.
-func (d *pushDriver) release(context.Context, []string) {}

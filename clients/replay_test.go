@@ -266,3 +266,115 @@ func TestReplayRequeue(t *testing.T) {
 		t.Errorf("progress lines:\n%s", progress.String())
 	}
 }
+
+// TestReplayToDoesNotFollowRedirects: a receiver answering 302 has not
+// taken the event. Following the redirect would turn the POST into a GET
+// whose 2xx would count as delivered; instead the 3xx is a permanent
+// failure that says it was a redirect, through the library (with its own
+// client or a caller's that follows redirects) and through hookgate replay.
+func TestReplayToDoesNotFollowRedirects(t *testing.T) {
+	var (
+		mu      sync.Mutex
+		reached int // requests that got past the redirect
+	)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/moved", http.StatusFound)
+	})
+	mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		reached++
+		mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	})
+	recv := httptest.NewServer(mux)
+	defer recv.Close()
+
+	for _, client := range []*http.Client{nil, {}} {
+		s := &clients.WebhookSender{URL: recv.URL + "/hook", Secret: newSecret(t), HTTPClient: client}
+		err := s.Send(context.Background(), clients.Event{ID: "1-0", Label: "moved", Raw: []byte(`{"id":"1-0"}`)})
+		var sendErr *clients.SendError
+		if !errors.As(err, &sendErr) || !sendErr.Permanent || sendErr.Attempts != 1 {
+			t.Fatalf("client %v: Send to a 302 returned %v, want a permanent *SendError after one attempt", client, err)
+		}
+		if msg := err.Error(); !strings.Contains(msg, "302") || !strings.Contains(msg, "redirect") || !strings.Contains(msg, "/moved") {
+			t.Errorf("the error does not say it was a redirect, and to where: %v", err)
+		}
+	}
+
+	g := startHookgate(t)
+	url, secret := g.register(t, "moved")
+	sortedIDs(t, url, secret, 3)
+	_, stderr, code := runBinary(t, nil, "replay", "--server", g.url, "--token", g.token,
+		"--to", recv.URL+"/hook", "--secret", newSecret(t))
+	if code == 0 || !strings.Contains(stderr, "redirect") || !strings.Contains(stderr, "resume with --since 0-0") {
+		t.Errorf("replay --to a 302: exit %d, stderr:\n%s", code, stderr)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if reached != 0 {
+		t.Errorf("%d requests followed the redirect", reached)
+	}
+}
+
+// TestReplayFiltersByLabelAndType: with two webhooks each holding events of
+// two types, interleaved, hookgate replay --label prints only that
+// webhook's events, --type only that type's (across both webhooks, and as
+// a prefix with a trailing *), and both together only what matches both,
+// each in log order.
+func TestReplayFiltersByLabelAndType(t *testing.T) {
+	g := startHookgate(t)
+	type posted struct{ id, label, typ string }
+	var all []posted
+	urls, secrets := map[string]string{}, map[string]string{}
+	for _, label := range []string{"shop", "billing"} {
+		urls[label], secrets[label] = g.register(t, label)
+	}
+	for i := range 12 {
+		label := []string{"shop", "billing"}[i%2]
+		typ := []string{"order.created", "invoice.paid", "invoice.failed"}[i%3]
+		id, err := postTyped(urls[label], secrets[label], i, typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, posted{id, label, typ}) // posted one at a time: log order
+	}
+	want := func(keep func(posted) bool) []string {
+		var ids []string
+		for _, p := range all {
+			if keep(p) {
+				ids = append(ids, p.id)
+			}
+		}
+		return ids
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--label", "shop"}, want(func(p posted) bool { return p.label == "shop" })},
+		{[]string{"--label", "billing"}, want(func(p posted) bool { return p.label == "billing" })},
+		{[]string{"--type", "order.created"}, want(func(p posted) bool { return p.typ == "order.created" })},
+		{[]string{"--type", "invoice.*"}, want(func(p posted) bool { return strings.HasPrefix(p.typ, "invoice.") })},
+		{[]string{"--label", "billing", "--type", "invoice.paid"}, want(func(p posted) bool { return p.label == "billing" && p.typ == "invoice.paid" })},
+	} {
+		if len(tc.want) == 0 || len(tc.want) == len(all) {
+			t.Fatalf("%v: the case selects %d of %d events, so it cannot tell a filter from none", tc.args, len(tc.want), len(all))
+		}
+		stdout, stderr, code := runBinary(t, nil, append([]string{"replay", "--server", g.url, "--token", g.token}, tc.args...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", tc.args, code, stderr)
+		}
+		var got []string
+		for line := range strings.Lines(stdout) {
+			var e clients.Event
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				t.Fatalf("%v: line %q: %v", tc.args, line, err)
+			}
+			got = append(got, e.ID)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("replay %v printed %v, want %v", tc.args, got, tc.want)
+		}
+	}
+}

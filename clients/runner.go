@@ -28,20 +28,24 @@ type Driver interface {
 }
 
 // acker is a delivery path's side of completion: what the server is told
-// of an event's fate.
+// of an event's fate. Events taken but not finished when a run ends are
+// not handed back: a leased one comes back when its lease runs out, and a
+// cursor driver reads the others again from its checkpoint (see
+// NewToolPoller for why not with nack_event).
 type acker interface {
-	// ack tells the server the events are done. It is called after the
-	// checkpoint is saved, and again with the same IDs after a failure.
+	// ack tells the server the events are done. It is called once a saved
+	// checkpoint holds them, and again after a failure: with the same IDs
+	// when it got no answer, one ID at a time when the server refused the
+	// batch. A refusal (the server's answer) is a *refusalError; any other
+	// error means no answer.
 	ack(ctx context.Context, ids []string) error
 	// nack tells the server the handler failed and will be retried after
 	// delay; dead reports that the server gave up on the event.
 	nack(ctx context.Context, e Event, delay time.Duration) (dead bool, err error)
-	// release hands back events taken but not finished when a run ends.
-	release(ctx context.Context, ids []string)
 }
 
-// shutdownGrace bounds the acks, hand-backs and the last checkpoint save
-// after a run's context has ended.
+// shutdownGrace bounds the last checkpoint save and acks after a run's
+// context has ended.
 const shutdownGrace = 5 * time.Second
 
 // runner hands a driver's events to the handler with the semantics every
@@ -81,7 +85,7 @@ func newRunner(ctx context.Context, cfg Config, h Handler, src acker, p Progress
 		room:    make(chan struct{}),
 	}
 	r.ctx, r.cancel = context.WithCancel(ctx)
-	r.commit = startCommitter(cfg, r.track, src)
+	r.commit = startCommitter(cfg, r.track, src, reconnect())
 	r.commit.reackRecent(p.Recent)
 	return r
 }
@@ -145,7 +149,7 @@ func (r *runner) drain(label string) {
 		e := q[0]
 		r.mu.Unlock()
 		if !r.handle(e) {
-			return // the run ended; e stays queued, to be handed back
+			return // the run ended; e comes back to the next run (see acker)
 		}
 		r.mu.Lock()
 		r.queues[label] = r.queues[label][1:]
@@ -210,23 +214,21 @@ func (r *runner) call(e Event) (err error) {
 	return r.h(r.ctx, e)
 }
 
-// finish ends the run: it stops the handlers (their context ends), hands
-// back what they did not finish, saves the checkpoint and sends the last
-// acks, then returns err, the driver's reason to stop. It is called once,
-// by the driver, after its last offer.
+// finish ends the run: it stops the handlers (their context ends), saves
+// the checkpoint and sends the last acks, then returns err, the driver's
+// reason to stop. What the handlers did not finish is left to come back
+// (see acker). It is called once, by the driver, after its last offer.
 func (r *runner) finish(err error) error {
 	r.cancel()
 	r.wg.Wait()
 	grace, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), shutdownGrace)
 	defer cancel()
-	var unfinished []string
+	unfinished := 0
 	for _, q := range r.queues {
-		for _, e := range q {
-			unfinished = append(unfinished, e.ID)
-		}
+		unfinished += len(q)
 	}
-	if len(unfinished) > 0 {
-		r.src.release(grace, unfinished)
+	if unfinished > 0 {
+		r.cfg.Logger.Info("run ending with events not handled; they come back to the next run", "count", unfinished)
 	}
 	if cerr := r.commit.close(grace); cerr != nil && err == nil {
 		err = cerr
@@ -257,4 +259,3 @@ type noAcks struct{}
 
 func (noAcks) ack(context.Context, []string) error                      { return nil }
 func (noAcks) nack(context.Context, Event, time.Duration) (bool, error) { return false, nil }
-func (noAcks) release(context.Context, []string)                        {}

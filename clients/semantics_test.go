@@ -139,3 +139,65 @@ func TestRefusalsStopTheDriver(t *testing.T) {
 		})
 	}
 }
+
+// TestToolPollerStopsWithoutNacks: when a tool poller stops, the events it
+// took but whose handler never finished are not handed back with
+// nack_event (a nack counts as one in the stats, and at an event's last
+// allowed attempt dead-letters it though no handler saw it through): their
+// lease runs out and they come back, here to a second run.
+func TestToolPollerStopsWithoutNacks(t *testing.T) {
+	g := startHookgate(t)
+	label := "stopping"
+	url, secret := g.register(t, label)
+	ids, err := postMany(url, secret, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := newRecorder(t)
+	cfg := clients.Config{
+		Server: g.url, Token: g.token, Label: label,
+		PollWait:   time.Second,
+		HTTPClient: &http.Client{Transport: rc},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	started := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- clients.NewToolPoller(cfg).Run(ctx, func(ctx context.Context, e clients.Event) error {
+			select {
+			case started <- struct{}{}:
+			default:
+			}
+			<-ctx.Done() // the program stops while this handler runs
+			return ctx.Err()
+		})
+	}()
+	select {
+	case <-started:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no handler started")
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run returned %v", err)
+	}
+	if n := rc.method("nack_event"); n != 0 {
+		t.Errorf("the stopping poller sent %d nack_event calls for events no handler finished", n)
+	}
+	if n := rc.method("ack_event"); n != 0 {
+		t.Errorf("the stopping poller sent %d ack_event calls, and no handler finished", n)
+	}
+
+	// Once their lease runs out (2 s on the test server) they come back.
+	rc2 := newRecorder(t)
+	cfg.HTTPClient = &http.Client{Transport: rc2}
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	go func() { done <- clients.NewToolPoller(cfg).Run(ctx2, rc2.handler(0, nil)) }()
+	waitUntil(t, 30*time.Second, "every event handled by the second run", func() bool { return rc2.has(ids) })
+	cancel2()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("second run returned %v", err)
+	}
+}

@@ -28,7 +28,11 @@ type WebhookSender struct {
 	// Secret is the signing secret: "whsec_" and base64, as Standard
 	// Webhooks issues them; any other text is used as the key's bytes.
 	Secret string
-	// HTTPClient sends; nil means a client with a 30 s timeout.
+	// HTTPClient sends; nil means a client with a 30 s timeout. Redirects
+	// are never followed, even when this client's CheckRedirect would:
+	// the client would follow a 301, 302 or 303 with a GET that drops the
+	// body, and its 2xx would count as delivered. A 3xx is a permanent
+	// failure instead; point URL at where the receiver really is.
 	HTTPClient *http.Client
 	// Retry spaces out attempts after a network error, a 5xx, 408 or 429;
 	// zero fields mean 1 s doubling up to 1 min.
@@ -41,7 +45,8 @@ type WebhookSender struct {
 type SendError struct {
 	EventID string
 	// Permanent is set when the receiver refused the event (a 4xx other
-	// than 408 and 429), which no retry could change.
+	// than 408 and 429) or redirected it (a 3xx, which is not followed),
+	// which no retry could change.
 	Permanent bool
 	Attempts  int
 	Err       error
@@ -79,10 +84,7 @@ func (s *WebhookSender) Send(ctx context.Context, e Event) error {
 			return fmt.Errorf("encode event %s: %w", e.ID, err)
 		}
 	}
-	client := s.HTTPClient
-	if client == nil {
-		client = &http.Client{Timeout: 30 * time.Second}
-	}
+	client := noRedirects(s.HTTPClient)
 	attempts := s.MaxAttempts
 	if attempts <= 0 {
 		attempts = defaultSendAttempts
@@ -129,7 +131,22 @@ func (s *WebhookSender) post(ctx context.Context, client *http.Client, key []byt
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return false, nil
 	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return true, fmt.Errorf("%s answered %d %s, a redirect to %q, which is not followed (a client following one may resend the event as a GET without its body): give the receiver's final URL",
+			s.URL, resp.StatusCode, http.StatusText(resp.StatusCode), resp.Header.Get("Location"))
+	}
 	herr := responseError(resp)
 	err = fmt.Errorf("%s answered %d %s: %.200s", s.URL, herr.StatusCode, http.StatusText(herr.StatusCode), herr.Message)
-	return herr.permanent() || (resp.StatusCode >= 300 && resp.StatusCode < 400), err
+	return herr.permanent(), err
+}
+
+// noRedirects returns a copy of client (nil: one with a 30 s timeout) that
+// hands back a redirect as the response instead of following it.
+func noRedirects(client *http.Client) *http.Client {
+	c := http.Client{Timeout: 30 * time.Second}
+	if client != nil {
+		c = *client
+	}
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
 }

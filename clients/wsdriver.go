@@ -199,7 +199,7 @@ func (d *wsDriver) ack(ctx context.Context, ids []string) error {
 	select {
 	case err := <-answer:
 		if err != nil {
-			return fmt.Errorf("ack on websocket refused: %w", err)
+			return &refusalError{msg: "ack on websocket refused: " + err.Error()}
 		}
 		return nil
 	case <-ctx.Done():
@@ -209,6 +209,3 @@ func (d *wsDriver) ack(ctx context.Context, ids []string) error {
 
 // nack does nothing: the feed has no nack; the driver retries locally.
 func (d *wsDriver) nack(context.Context, Event, time.Duration) (bool, error) { return false, nil }
-
-// release does nothing: unacked events stay pending on the server.
-func (d *wsDriver) release(context.Context, []string) {}
