@@ -1,11 +1,15 @@
 package server_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // TestSubscriptionsEndWithTheirSession: the SDK forgets a legacy session's
@@ -62,4 +66,29 @@ func waitGauge(t *testing.T, base, series string, want float64) {
 		time.Sleep(20 * time.Millisecond) // polling against a deadline
 	}
 	t.Fatalf("%s is %s after 10s, want %v", series, last, want)
+}
+
+// TestWebSocketFeedIsCounted: the WebSocket feed shows in the subscriber
+// gauge while it is open and in the push counter for each event it sends,
+// as the SSE feed and MCP subscriptions do.
+func TestWebSocketFeedIsCounted(t *testing.T) {
+	g := startGateway(t, t.TempDir())
+	reg := mustTool(t, connect(t, g.url, g.token, ""), "register_webhook", map[string]any{"label": "ws"}).Structured
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(g.url, "http")+"/v1/ws?label=ws",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + g.token}}})
+	if err != nil {
+		t.Fatalf("dial /v1/ws: %v", err)
+	}
+	defer c.CloseNow()
+	series := `hookgate_subscribers{era="http",path="websocket"}`
+	waitGauge(t, g.url, series, 1)
+	id := postGeneric(t, g.url, reg, `{"id":"ws-1"}`)
+	if _, msg, err := c.Read(ctx); err != nil || !strings.Contains(string(msg), id) {
+		t.Fatalf("read the pushed event: %v %s", err, msg)
+	}
+	waitGauge(t, g.url, `hookgate_push_notifications_total{path="websocket"}`, 1)
+	_ = c.Close(websocket.StatusNormalClosure, "")
+	waitGauge(t, g.url, series, 0)
 }

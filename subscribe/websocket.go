@@ -53,6 +53,9 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.opts.Logger.Debug("ws feed: handshake", "principal", fr.principal, "err", err)
 		return // Accept has answered the request
 	}
+	m := h.opts.Metrics
+	m.Subscribed("websocket", "http", 1)
+	defer m.Subscribed("websocket", "http", -1)
 	ctx, cancel := h.opts.feedContext(r.Context())
 	defer cancel()
 
@@ -79,13 +82,20 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Heartbeat: h.opts.Heartbeat,
 		Idle:      feed.ping,
 	}
-	err = f.Run(ctx, feed.sendEvent)
+	err = f.Run(ctx, func(e store.Event) error {
+		if err := feed.sendEvent(e); err != nil {
+			return err
+		}
+		m.Pushed("websocket")
+		return nil
+	})
 	fr.after = f.After
 	var writeErr *feedWriteError
 	switch {
 	case errors.As(err, &writeErr):
 		// The peer stopped reading or answering pings: a close handshake
 		// would only wait for it in vain.
+		m.Cut("websocket")
 		_ = c.CloseNow()
 	case h.opts.shuttingDown():
 		_ = c.Close(websocket.StatusGoingAway, "server shutting down; reconnect with after="+f.After.String())
