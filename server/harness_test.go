@@ -325,6 +325,25 @@ func post(t *testing.T, url string, header http.Header, body []byte) (int, map[s
 	return resp.StatusCode, out
 }
 
+// getJSON GETs url with the bearer token, requires a 200 and decodes the
+// JSON body into out.
+func getJSON(t *testing.T, url, token string, out any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d", url, resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatalf("GET %s: decode: %v", url, err)
+	}
+}
+
 // syncBuffer lets the exec package write stderr while a test reads it.
 type syncBuffer struct {
 	mu sync.Mutex

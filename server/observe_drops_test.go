@@ -182,19 +182,12 @@ func TestDropRateCountsDeadLettersAndRetention(t *testing.T) {
 	}
 
 	// /v1/stats says the same.
-	req, _ := http.NewRequest(http.MethodGet, g.url+"/v1/stats", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var viaHTTP struct {
 		Webhooks []dropStats `json:"webhooks"`
 	}
-	err = json.NewDecoder(resp.Body).Decode(&viaHTTP)
-	resp.Body.Close()
-	if err != nil || len(viaHTTP.Webhooks) != 2 {
-		t.Fatalf("/v1/stats: %v %+v", err, viaHTTP)
+	getJSON(t, g.url+"/v1/stats", token, &viaHTTP)
+	if len(viaHTTP.Webhooks) != 2 {
+		t.Fatalf("/v1/stats: %+v", viaHTTP)
 	}
 	for _, s := range viaHTTP.Webhooks {
 		if want := got[s.Label]; deref(s.DropRate) != deref(want.DropRate) || s.DeadLettered != want.DeadLettered || s.ExpiredUnacked != want.ExpiredUnacked {

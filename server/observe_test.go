@@ -3,7 +3,6 @@ package server_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -100,30 +99,17 @@ func TestFourNumbersAfterAScriptedRun(t *testing.T) {
 	}
 
 	// /v1/stats says the same.
-	req, _ := http.NewRequest(http.MethodGet, g.url+"/v1/stats?label=obs", nil)
-	req.Header.Set("Authorization", "Bearer "+g.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var viaHTTP struct {
 		Webhooks []stats `json:"webhooks"`
 	}
-	_ = json.NewDecoder(resp.Body).Decode(&viaHTTP)
-	resp.Body.Close()
+	getJSON(t, g.url+"/v1/stats?label=obs", g.token, &viaHTTP)
 	if len(viaHTTP.Webhooks) != 1 || viaHTTP.Webhooks[0].Acked != 90 || viaHTTP.Webhooks[0].LeaseExpired != 5 {
 		t.Fatalf("/v1/stats = %+v", viaHTTP)
 	}
 
 	pushed.waitFor(t, 100, 30*time.Second)
 	// /metrics, unauthenticated as Prometheus expects.
-	resp, err = http.Get(g.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	text := string(raw)
+	text := scrapeMetrics(t, g.url)
 	for _, want := range []string{
 		`hookgate_ingress_requests_total{outcome="accepted",provider="generic"} 100`,
 		`hookgate_ingress_requests_total{outcome="bad_signature",provider="generic"} 5`,

@@ -2,9 +2,7 @@ package server_test
 
 import (
 	"context"
-	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +27,7 @@ func TestSubscriptionsEndWithTheirSession(t *testing.T) {
 			t.Fatalf("subscribe %s: %+v", uri, rerr)
 		}
 	}
-	waitGauge(t, g.url, legacySeries, 2)
+	waitForSample(t, g.url, legacySeries, 2, 10*time.Second)
 	end, _ := http.NewRequest(http.MethodDelete, g.url+"/mcp", nil)
 	s.header(end)
 	resp, err := http.DefaultClient.Do(end)
@@ -37,35 +35,12 @@ func TestSubscriptionsEndWithTheirSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	waitGauge(t, g.url, legacySeries, 0)
+	waitForSample(t, g.url, legacySeries, 0, 10*time.Second)
 
 	listen, _ := openListen(t, g.url, g.token, "hookgate://webhooks/subs")
-	waitGauge(t, g.url, modernSeries, 1)
+	waitForSample(t, g.url, modernSeries, 1, 10*time.Second)
 	listen.Body.Close() // a closed stream is the client's cancellation
-	waitGauge(t, g.url, modernSeries, 0)
-}
-
-// waitGauge polls /metrics until series has the value want.
-func waitGauge(t *testing.T, base, series string, want float64) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	last := "absent"
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(base + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		text, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if v, ok := metricSample(string(text), series); ok {
-			if v == want {
-				return
-			}
-			last = strconv.FormatFloat(v, 'g', -1, 64)
-		}
-		time.Sleep(20 * time.Millisecond) // polling against a deadline
-	}
-	t.Fatalf("%s is %s after 10s, want %v", series, last, want)
+	waitForSample(t, g.url, modernSeries, 0, 10*time.Second)
 }
 
 // TestWebSocketFeedIsCounted: the WebSocket feed shows in the subscriber
@@ -83,12 +58,12 @@ func TestWebSocketFeedIsCounted(t *testing.T) {
 	}
 	defer c.CloseNow()
 	series := `hookgate_subscribers{era="http",path="websocket"}`
-	waitGauge(t, g.url, series, 1)
+	waitForSample(t, g.url, series, 1, 10*time.Second)
 	id := postGeneric(t, g.url, reg, `{"id":"ws-1"}`)
 	if _, msg, err := c.Read(ctx); err != nil || !strings.Contains(string(msg), id) {
 		t.Fatalf("read the pushed event: %v %s", err, msg)
 	}
-	waitGauge(t, g.url, `hookgate_push_notifications_total{path="websocket"}`, 1)
+	waitForSample(t, g.url, `hookgate_push_notifications_total{path="websocket"}`, 1, 10*time.Second)
 	_ = c.Close(websocket.StatusNormalClosure, "")
-	waitGauge(t, g.url, series, 0)
+	waitForSample(t, g.url, series, 0, 10*time.Second)
 }
