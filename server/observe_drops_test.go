@@ -74,20 +74,6 @@ func TestMetricsShowLeaseExpiriesWithoutStats(t *testing.T) {
 	waitForSample(t, g.url, `hookgate_leases_expired_total{principal="dev",webhook="stuck"}`, 4, 15*time.Second)
 }
 
-// dropStats are the fields of get_stats and /v1/stats this file checks.
-type dropStats struct {
-	Label             string   `json:"label"`
-	Accepted          int      `json:"accepted"`
-	Acked             int      `json:"acked"`
-	Nacked            int      `json:"nacked"`
-	LeaseExpired      int      `json:"leaseExpired"`
-	DeadLettered      int      `json:"deadLettered"`
-	ExpiredUnacked    int      `json:"expiredUnacked"`
-	Pending           int      `json:"pending"`
-	DropRate          *float64 `json:"dropRate"`
-	ActionSuccessRate *float64 `json:"actionSuccessRate"`
-}
-
 // TestDropRateCountsDeadLettersAndRetention: events really dropped show in
 // the drop rate. Two registrations are written into the store before the
 // gateway starts (the tools cannot set retention or attempts): "once"
@@ -142,14 +128,14 @@ func TestDropRateCountsDeadLettersAndRetention(t *testing.T) {
 		mustTool(t, cs, "nack_event", map[string]any{"event_id": e.ID})
 	}
 
-	byLabel := func() map[string]dropStats {
+	byLabel := func() map[string]webhookStats {
 		var res struct {
-			Webhooks []dropStats `json:"webhooks"`
+			Webhooks []webhookStats `json:"webhooks"`
 		}
 		if err := json.Unmarshal([]byte(mustTool(t, cs, "get_stats", nil).Text), &res); err != nil {
 			t.Fatalf("get_stats: %v", err)
 		}
-		out := map[string]dropStats{}
+		out := map[string]webhookStats{}
 		for _, s := range res.Webhooks {
 			out[s.Label] = s
 		}
@@ -157,7 +143,7 @@ func TestDropRateCountsDeadLettersAndRetention(t *testing.T) {
 	}
 	// events[8:] run out of their lease; the poll after that finds their
 	// one attempt used and dead-letters them. Compaction deletes "brief".
-	var got map[string]dropStats
+	var got map[string]webhookStats
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		mustTool(t, cs, "poll_events", map[string]any{"label": "once"})
@@ -183,7 +169,7 @@ func TestDropRateCountsDeadLettersAndRetention(t *testing.T) {
 
 	// /v1/stats says the same.
 	var viaHTTP struct {
-		Webhooks []dropStats `json:"webhooks"`
+		Webhooks []webhookStats `json:"webhooks"`
 	}
 	getJSON(t, g.url+"/v1/stats", token, &viaHTTP)
 	if len(viaHTTP.Webhooks) != 2 {
@@ -242,7 +228,7 @@ func TestStatsWithMetricsOff(t *testing.T) {
 	reg := mustTool(t, cs, "register_webhook", map[string]any{"label": "quiet"}).Structured
 	postSigned(t, reg["url"].(string), reg["secret"].(string), []byte(`{"id":"quiet-1"}`))
 	var res struct {
-		Webhooks []dropStats `json:"webhooks"`
+		Webhooks []webhookStats `json:"webhooks"`
 	}
 	if err := json.Unmarshal([]byte(mustTool(t, cs, "get_stats", nil).Text), &res); err != nil || len(res.Webhooks) != 1 || res.Webhooks[0].Accepted != 1 {
 		t.Fatalf("get_stats with --metrics=false: %v %+v, want 1 accepted", err, res)

@@ -55,28 +55,11 @@ func TestFourNumbersAfterAScriptedRun(t *testing.T) {
 	}
 	// events[95:] are left to expire after their 1 s lease.
 
-	type stats struct {
-		Label             string   `json:"label"`
-		Accepted          int      `json:"accepted"`
-		Duplicates        int      `json:"duplicates"`
-		BadSignatures     int      `json:"badSignatures"`
-		Acked             int      `json:"acked"`
-		Nacked            int      `json:"nacked"`
-		LeaseExpired      int      `json:"leaseExpired"`
-		DeadLettered      int      `json:"deadLettered"`
-		ExpiredUnacked    int      `json:"expiredUnacked"`
-		Pending           int      `json:"pending"`
-		DropRate          *float64 `json:"dropRate"`
-		ActionSuccessRate *float64 `json:"actionSuccessRate"`
-		ProcessingLatency *struct {
-			Count int `json:"count"`
-		} `json:"processingLatency"`
-	}
-	var got stats
+	var got webhookStats
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		var res struct {
-			Webhooks []stats `json:"webhooks"`
+			Webhooks []webhookStats `json:"webhooks"`
 		}
 		if err := json.Unmarshal([]byte(mustTool(t, cs, "get_stats", nil).Text), &res); err != nil || len(res.Webhooks) != 1 {
 			t.Fatalf("get_stats: %v %+v", err, res)
@@ -100,7 +83,7 @@ func TestFourNumbersAfterAScriptedRun(t *testing.T) {
 
 	// /v1/stats says the same.
 	var viaHTTP struct {
-		Webhooks []stats `json:"webhooks"`
+		Webhooks []webhookStats `json:"webhooks"`
 	}
 	getJSON(t, g.url+"/v1/stats?label=obs", g.token, &viaHTTP)
 	if len(viaHTTP.Webhooks) != 1 || viaHTTP.Webhooks[0].Acked != 90 || viaHTTP.Webhooks[0].LeaseExpired != 5 {
@@ -164,4 +147,24 @@ func deref(f *float64) any {
 		return nil
 	}
 	return *f
+}
+
+// webhookStats is one webhook's entry of get_stats and /v1/stats, the
+// fields these tests check.
+type webhookStats struct {
+	Label             string   `json:"label"`
+	Accepted          int      `json:"accepted"`
+	Duplicates        int      `json:"duplicates"`
+	BadSignatures     int      `json:"badSignatures"`
+	Acked             int      `json:"acked"`
+	Nacked            int      `json:"nacked"`
+	LeaseExpired      int      `json:"leaseExpired"`
+	DeadLettered      int      `json:"deadLettered"`
+	ExpiredUnacked    int      `json:"expiredUnacked"`
+	Pending           int      `json:"pending"`
+	DropRate          *float64 `json:"dropRate"`
+	ActionSuccessRate *float64 `json:"actionSuccessRate"`
+	ProcessingLatency *struct {
+		Count int `json:"count"`
+	} `json:"processingLatency"`
 }
