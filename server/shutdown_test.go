@@ -35,9 +35,21 @@ func TestSIGTERMFinishesInFlightIngress(t *testing.T) {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nX-Webhook-Signature: %s\r\nContent-Length: %d\r\n\r\n",
+	// Expect: 100-continue makes the server say when the handler starts
+	// reading the body: from then on the request is in flight, not a
+	// connection still waiting in the listener's queue, which a shutdown
+	// may rightly drop unanswered.
+	head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nX-Webhook-Signature: %s\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n",
 		hook.Path, hook.Host, signGeneric(reg["secret"].(string), []byte(body)), len(body))
-	if _, err := io.WriteString(conn, head+body[:half]); err != nil {
+	if _, err := io.WriteString(conn, head); err != nil {
+		t.Fatalf("send the headers: %v", err)
+	}
+	replies := bufio.NewReader(conn)
+	interim, err := http.ReadResponse(replies, nil)
+	if err != nil || interim.StatusCode != http.StatusContinue {
+		t.Fatalf("want 100 Continue once the handler reads the body: %v %v", interim, err)
+	}
+	if _, err := io.WriteString(conn, body[:half]); err != nil {
 		t.Fatalf("send the first half: %v", err)
 	}
 
@@ -64,7 +76,7 @@ func TestSIGTERMFinishesInFlightIngress(t *testing.T) {
 	if _, err := io.WriteString(conn, body[half:]); err != nil {
 		t.Fatalf("send the second half: %v", err)
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	resp, err := http.ReadResponse(replies, nil)
 	if err != nil {
 		t.Fatalf("read the in-flight response: %v", err)
 	}
