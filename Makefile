@@ -40,10 +40,15 @@ test: deps check
 	$(GO) test -race -count=1 -timeout 8m ./...
 	$(MAKE) fuzz
 
+# Packages with fuzz targets: the verifiers and the payload rules.
+FUZZPKGS := ./bridge/verify/ ./bridge/
+
 fuzz:
-	@for target in $$($(GO) test -list '^Fuzz' ./bridge/verify/ | grep '^Fuzz'); do \
-		echo "fuzz $$target for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) ./bridge/verify/ || exit 1; \
+	@for pkg in $(FUZZPKGS); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$target for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
 	done
 
 ## bench: measure ingest, latency, tools path and memory; writes BENCHMARKS.md.

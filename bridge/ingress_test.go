@@ -315,7 +315,7 @@ func TestLeaseWaitReturnsWhenAnEventArrives(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		res, err := inbox.Lease(context.Background(), "p", "", 10, bridge.MaxWait)
+		res, err := inbox.Lease(context.Background(), "p", bridge.LeaseRequest{Limit: 10, Wait: bridge.MaxWait})
 		done <- result{res, err}
 	}()
 	select {
@@ -364,7 +364,7 @@ func TestRegisterRules(t *testing.T) {
 			t.Errorf("Register(%+v) = %v, want ErrInvalid", bad, err)
 		}
 	}
-	if _, err := e.inbox.Lease(ctx, "p", "no-such-label", 10, 0); !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), "no-such-label") {
+	if _, err := e.inbox.Lease(ctx, "p", bridge.LeaseRequest{Label: "no-such-label", Limit: 10}); !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), "no-such-label") {
 		t.Fatalf("lease of an unknown label: %v", err)
 	}
 	if _, err := e.inbox.Ack(ctx, "p", []string{"not-an-id"}); !errors.Is(err, bridge.ErrInvalid) || !strings.Contains(err.Error(), "not-an-id") {

@@ -12,21 +12,35 @@ import (
 // proxy and tool-call timeouts.
 const MaxWait = 30 * time.Second
 
-// Lease leases up to limit pending events of the principal (one label, or all
-// when label is ""), oldest first. With wait > 0 and nothing to hand out, it
-// waits up to wait (at most MaxWait) and returns as soon as an event arrives.
-func (in *Inbox) Lease(ctx context.Context, principal, label string, limit int, wait time.Duration) (store.LeaseResult, error) {
+// LeaseRequest says what Lease hands out.
+type LeaseRequest struct {
+	Label string // "" for every label of the principal
+	Limit int    // at most this many events
+	// MaxBytes bounds the batch by size (see store.LeaseQuery.MaxBytes):
+	// the events that would take it past are not leased and count in
+	// Remaining. <= 0 means no byte bound.
+	MaxBytes int
+	// Wait, when > 0 and nothing is pending, is how long to wait for an
+	// event to arrive (at most MaxWait).
+	Wait time.Duration
+}
+
+// Lease leases pending events of the principal, oldest first, as req says.
+// With req.Wait > 0 and nothing to hand out, it waits and returns as soon as
+// an event arrives.
+func (in *Inbox) Lease(ctx context.Context, principal string, req LeaseRequest) (store.LeaseResult, error) {
+	label := req.Label
 	if err := in.CheckLabel(ctx, principal, label); err != nil {
 		return store.LeaseResult{}, err
 	}
-	wait = min(wait, MaxWait)
+	wait := min(req.Wait, MaxWait)
 	deadline := time.NewTimer(max(wait, 0))
 	defer deadline.Stop()
 	recheck := time.NewTicker(in.opts.Recheck)
 	defer recheck.Stop()
 	for {
 		woken := in.wake.Wait(principal)
-		res, err := in.store.Lease(ctx, principal, store.LeaseQuery{Label: label, Limit: limit, For: in.opts.Lease})
+		res, err := in.store.Lease(ctx, principal, store.LeaseQuery{Label: label, Limit: req.Limit, MaxBytes: req.MaxBytes, For: in.opts.Lease})
 		if err != nil {
 			return store.LeaseResult{}, fmt.Errorf("lease events: %w", err)
 		}

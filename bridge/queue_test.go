@@ -66,14 +66,14 @@ func TestLeaseReportsDeadLetters(t *testing.T) {
 	obs := &deadLetterLog{}
 	inbox := bridge.New(st, bridge.Options{Lease: time.Minute, Now: clock, Observer: obs})
 
-	if res, err := inbox.Lease(ctx, "p", "", 10, 0); err != nil || len(res.Events) != 2 {
+	if res, err := inbox.Lease(ctx, "p", bridge.LeaseRequest{Limit: 10}); err != nil || len(res.Events) != 2 {
 		t.Fatalf("first lease: %v, %+v", err, res)
 	}
 	if len(obs.dead) != 0 {
 		t.Fatalf("dead letters reported with attempts left: %+v", obs.dead)
 	}
 	advance(time.Minute + time.Second)
-	if res, err := inbox.Lease(ctx, "p", "", 10, 0); err != nil || len(res.Events) != 0 {
+	if res, err := inbox.Lease(ctx, "p", bridge.LeaseRequest{Limit: 10}); err != nil || len(res.Events) != 0 {
 		t.Fatalf("lease after the last lease ran out: %v, %+v; want nothing handed out", err, res)
 	}
 	want := []store.Dropped{{Principal: "p", Label: "once", Events: 2}}

@@ -13,7 +13,8 @@ import (
 	"github.com/hookgate/hookgate/bridge/store"
 )
 
-// Replay limits. A page holds at most MaxLogLimit events, and one request
+// Replay limits. A page holds at most MaxLogLimit events and about
+// store.ReplyBytes of them (an event bigger than that comes alone), and one request
 // scans at most logScanLimit events of the log whatever the filters, so a
 // narrow type filter over a long log answers in bounded time (with more
 // set) instead of scanning it all.
@@ -62,27 +63,30 @@ func (in *Inbox) ReadLog(ctx context.Context, principal string, q LogQuery) (Log
 	}
 	limit = min(limit, MaxLogLimit)
 	page := LogPage{Events: []store.Event{}, Cursor: q.After}
+	size := 0
 	for scanned := 0; scanned < logScanLimit; {
-		batch, err := in.store.Read(ctx, principal, store.Query{After: page.Cursor, Label: q.Label, Limit: logReadBatch})
+		batch, err := in.store.Read(ctx, principal, store.Query{After: page.Cursor, Label: q.Label, Limit: logReadBatch, MaxBytes: store.ReplyBytes})
 		if err != nil {
 			return LogPage{}, fmt.Errorf("read log after %s: %w", page.Cursor, err)
+		}
+		if len(batch) == 0 {
+			return page, nil
 		}
 		for _, e := range batch {
 			if !q.Until.IsZero() && e.ID.Compare(q.Until) > 0 {
 				return page, nil
 			}
-			if len(page.Events) == limit {
+			matches := typeMatches(q.Type, e.Type)
+			if len(page.Events) == limit || (matches && len(page.Events) > 0 && size+store.EventSize(e) > store.ReplyBytes) {
 				page.More = true // e is a further event
 				return page, nil
 			}
 			page.Cursor = e.ID
 			scanned++
-			if typeMatches(q.Type, e.Type) {
+			if matches {
 				page.Events = append(page.Events, e)
+				size += store.EventSize(e)
 			}
-		}
-		if len(batch) < logReadBatch {
-			return page, nil
 		}
 	}
 	page.More = true

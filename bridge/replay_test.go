@@ -294,7 +294,7 @@ func TestRequeueHandler(t *testing.T) {
 	if status != http.StatusOK || strings.TrimSpace(body) != `{"requeued":2}` {
 		t.Fatalf("requeue: %d %s, want 200 {\"requeued\":2}", status, body)
 	}
-	res, err := e.inbox.Lease(ctx, "alice", "", 10, 0)
+	res, err := e.inbox.Lease(ctx, "alice", bridge.LeaseRequest{Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package clients
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -176,10 +177,24 @@ func catchUp(ctx context.Context, s *mcpSession, uri string, cursor *string, r *
 			}
 			*cursor = e.ID
 		}
-		if len(events) < pageSize {
+		if !morePages([]byte(res.Contents[0].Text), len(events)) {
 			return nil
 		}
 	}
+}
+
+// morePages reports whether a resource page of n events has more behind
+// it. The server bounds a page by bytes as well as by count, so a short
+// page is not the end: it says so in hasMore. A server that does not send
+// hasMore bounds pages by count only.
+func morePages(page []byte, n int) bool {
+	var p struct {
+		HasMore *bool `json:"hasMore"`
+	}
+	if err := json.Unmarshal(page, &p); err == nil && p.HasMore != nil {
+		return *p.HasMore
+	}
+	return n == pageSize
 }
 
 func (d *pushDriver) ack(ctx context.Context, ids []string) error {

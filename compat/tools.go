@@ -177,11 +177,36 @@ func (t tools) check(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) 
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := t.inbox.Lease(ctx, principal, "", store.DefaultLeaseLimit, 0)
+	res, err := t.inbox.Lease(ctx, principal, bridge.LeaseRequest{Limit: store.DefaultLeaseLimit, MaxBytes: toolReplyBytes})
 	if err != nil {
 		return nil, nil, err
 	}
-	return nil, eventsOutput{Events: nonNil(res.Events), Remaining: res.Remaining}, nil
+	out, err := t.encode(ctx, principal, res.Events, eventsOutput{Events: nonNil(res.Events), Remaining: res.Remaining})
+	if err != nil {
+		return nil, nil, err
+	}
+	return nil, out, nil
+}
+
+// toolReplyBytes is the byte budget of the events in one tool result. A
+// result carries each event twice (the legacy text and structuredContent),
+// so the events get half of the reply budget.
+const toolReplyBytes = store.ReplyBytes / 2
+
+// encode encodes a result that carries leased events. If it cannot be sent,
+// the events are handed back at once, so the failed call leaves them
+// pending for the next, and the call fails with the reason.
+func (t tools) encode(ctx context.Context, principal string, leased []store.Event, v any) (json.RawMessage, error) {
+	b, err := bridge.EncodeResult(v)
+	if err == nil {
+		return b, nil
+	}
+	for _, e := range leased {
+		if _, nackErr := t.inbox.Nack(ctx, principal, e.ID.String(), 0, "result could not be encoded"); nackErr != nil {
+			err = errors.Join(err, nackErr)
+		}
+	}
+	return nil, err
 }
 
 type pollInput struct {
@@ -205,18 +230,23 @@ func (t tools) poll(ctx context.Context, req *mcp.CallToolRequest, in pollInput)
 	if limit == 0 {
 		limit = defaultPollLimit
 	}
-	res, err := t.inbox.Lease(ctx, principal, in.Label, limit, time.Duration(in.WaitSeconds)*time.Second)
+	res, err := t.inbox.Lease(ctx, principal, bridge.LeaseRequest{
+		Label: in.Label, Limit: limit, MaxBytes: toolReplyBytes, Wait: time.Duration(in.WaitSeconds) * time.Second,
+	})
 	if err != nil {
 		return nil, nil, err
 	}
 	events := nonNil(res.Events)
+	out, err := t.encode(ctx, principal, events, eventsOutput{Events: events, Remaining: res.Remaining})
+	if err != nil {
+		return nil, nil, err
+	}
 	// The three-tool pattern's clients parse the text as a bare array.
 	text, err := json.Marshal(events)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode events: %w", err)
 	}
-	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(text)}}},
-		eventsOutput{Events: events, Remaining: res.Remaining}, nil
+	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(text)}}}, out, nil
 }
 
 type ackInput struct {

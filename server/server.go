@@ -303,7 +303,7 @@ func (s *Server) routes() http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/hooks/{id}", s.inbox)
-	mux.Handle("/mcp", authed(subscribe.GuardStreams(s.mcpHandler(), subscribe.GuardOptions{Metrics: s.observer})))
+	mux.Handle("/mcp", authed(subscribe.GuardStreams(s.mcpHandler(), subscribe.GuardOptions{Metrics: s.observer, Logger: s.logger})))
 	feeds := subscribe.FeedOptions{
 		Log:       s.store,
 		Wake:      s.inbox.Wakeups(),

@@ -11,9 +11,11 @@ import (
 	"github.com/hookgate/hookgate/bridge/store"
 )
 
-// Poll limits. A poll reads at most pollScanLimit events of the label per
-// request whatever the filter, so a narrow filter over a long backlog
-// answers in bounded time (with hasMore) instead of scanning it all.
+// Poll limits. A poll returns about store.ReplyBytes of events at most (an
+// event bigger than that comes alone) and reads at most pollScanLimit
+// events of the label per request whatever the filter, so a narrow filter
+// over a long backlog answers in bounded time (with hasMore) instead of
+// scanning it all.
 const (
 	defaultPollEvents = 100
 	maxPollEvents     = 1000
@@ -106,9 +108,9 @@ func (h *eventsHandlers) poll(ctx context.Context, _ *mcp.ServerSession, p *poll
 // so a narrow filter does not rescan what it skipped.
 func (x *Events) collect(ctx context.Context, principal, label string, filter eventFilter, after store.ID, limit int) ([]occurrence, store.ID, bool, error) {
 	out := []occurrence{}
-	scanned := 0
+	scanned, size := 0, 0
 	for scanned < pollScanLimit {
-		batch, err := x.opts.Log.Read(ctx, principal, store.Query{After: after, Label: label, Limit: store.DefaultReadLimit})
+		batch, err := x.opts.Log.Read(ctx, principal, store.Query{After: after, Label: label, Limit: store.DefaultReadLimit, MaxBytes: store.ReplyBytes})
 		if err != nil {
 			return nil, after, false, fmt.Errorf("poll %s: %w", label, err)
 		}
@@ -116,12 +118,13 @@ func (x *Events) collect(ctx context.Context, principal, label string, filter ev
 			return out, after, false, nil
 		}
 		for _, e := range batch {
-			if len(out) == limit {
+			matches := filter.match(e)
+			if len(out) == limit || (matches && len(out) > 0 && size+store.EventSize(e) > store.ReplyBytes) {
 				return out, after, true, nil // e is a further event
 			}
 			after = e.ID
 			scanned++
-			if !filter.match(e) {
+			if !matches {
 				continue
 			}
 			o, err := newOccurrence(e)
@@ -129,9 +132,7 @@ func (x *Events) collect(ctx context.Context, principal, label string, filter ev
 				return nil, after, false, err
 			}
 			out = append(out, o)
-		}
-		if len(batch) < store.DefaultReadLimit {
-			return out, after, false, nil
+			size += store.EventSize(e)
 		}
 	}
 	return out, after, true, nil

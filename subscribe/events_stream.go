@@ -78,7 +78,7 @@ func (x *Events) serveStream(w http.ResponseWriter, r *http.Request, principal s
 	defer cancel()
 	defer context.AfterFunc(x.stopping, cancel)()
 
-	s := &eventStream{w: w, rc: http.NewResponseController(w), id: req.ID}
+	s := &eventStream{ctx: ctx, w: w, rc: http.NewResponseController(w), id: req.ID}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
@@ -142,16 +142,23 @@ type streamError struct {
 
 // eventStream writes one events/stream's messages.
 type eventStream struct {
-	w  http.ResponseWriter
-	rc *http.ResponseController
-	id json.RawMessage // the request's JSON-RPC id, kept as sent (string or number)
+	ctx context.Context
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	id  json.RawMessage // the request's JSON-RPC id, kept as sent (string or number)
 }
 
 func (s *eventStream) meta() map[string]any {
 	return map[string]any{mcp.MetaKeySubscriptionID: s.id}
 }
 
+// send writes a notification. This stream has its own goroutine, so it
+// keeps the reader's pace: a burst of large events is never cut as a
+// backlog.
 func (s *eventStream) send(method string, params any) error {
+	if err := WaitForRoom(s.ctx, s.w); err != nil {
+		return fmt.Errorf("write event stream: %w", err)
+	}
 	return s.write(rpcNotification{JSONRPC: "2.0", Method: method, Params: params})
 }
 

@@ -63,7 +63,7 @@ func (f *Follower) Run(ctx context.Context, deliver func(store.Event) error) err
 	}
 	for {
 		woken := f.Wake.Wait(f.Principal) // before the read, so no append is missed
-		events, err := f.Log.Read(ctx, f.Principal, store.Query{After: f.After, Label: f.Label, Limit: f.Batch})
+		events, err := f.Log.Read(ctx, f.Principal, store.Query{After: f.After, Label: f.Label, Limit: f.Batch, MaxBytes: store.ReplyBytes})
 		if err != nil {
 			return fmt.Errorf("follow %s after %s: %w", f.Principal, f.After, err)
 		}

@@ -2,7 +2,6 @@ package subscribe
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/hookgate/hookgate/bridge"
 	"github.com/hookgate/hookgate/bridge/store"
 )
 
@@ -137,26 +137,49 @@ func (ps *principalServer) readResource(ctx context.Context, req *mcp.ReadResour
 		}
 		body = e
 	} else {
-		events, err := ps.opts.Log.ReadPending(ctx, ps.principal, store.Query{After: ref.after, Label: ref.label, Limit: ref.limit})
+		events, more, err := ps.readPending(ctx, store.Query{After: ref.after, Label: ref.label, Limit: ref.limit, MaxBytes: store.ReplyBytes})
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", uri, err)
 		}
 		cursor := ref.after
 		if len(events) > 0 {
 			cursor = events[len(events)-1].ID
-		} else {
-			events = []store.Event{}
 		}
 		body = struct {
-			Events []store.Event `json:"events"`
-			Cursor store.ID      `json:"cursor"`
-		}{events, cursor}
+			Events  []store.Event `json:"events"`
+			Cursor  store.ID      `json:"cursor"`
+			HasMore bool          `json:"hasMore"`
+		}{events, cursor, more}
 	}
-	text, err := json.Marshal(body)
+	text, err := bridge.EncodeResult(body)
 	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", uri, err)
+		return nil, fmt.Errorf("read %s: %w", uri, err)
 	}
 	return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: uri, MIMEType: "application/json", Text: string(text)}}}, nil
+}
+
+// readPending reads one page of pending events as q bounds it, and reports
+// whether more are pending after it. A page cut by its count or its bytes
+// looks the same as the end of the queue, so a short page is followed by a
+// look at the next event.
+func (ps *principalServer) readPending(ctx context.Context, q store.Query) ([]store.Event, bool, error) {
+	want := q.Limit
+	q.Limit++
+	events, err := ps.opts.Log.ReadPending(ctx, ps.principal, q)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(events) > want {
+		return events[:want], true, nil
+	}
+	if len(events) == 0 {
+		return []store.Event{}, false, nil
+	}
+	next, err := ps.opts.Log.ReadPending(ctx, ps.principal, store.Query{After: events[len(events)-1].ID, Label: q.Label, Limit: 1})
+	if err != nil {
+		return nil, false, err
+	}
+	return events, len(next) > 0, nil
 }
 
 // listResources answers resources/list with this principal's queues; the

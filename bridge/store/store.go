@@ -112,6 +112,11 @@ type Query struct {
 	After ID     // exclusive; Zero reads from the oldest retained event
 	Label string // "" for every label of the principal
 	Limit int    // at most this many; <= 0 means 100
+	// MaxBytes bounds the batch by size as well as by count: an event whose
+	// EventSize would take the batch's total past it ends the batch, unless
+	// it is the first, which is always returned (a single event, up to the
+	// ingress limit, is always deliverable). <= 0 means no byte bound.
+	MaxBytes int
 }
 
 // LeaseQuery selects pending events to lease.
@@ -119,6 +124,10 @@ type LeaseQuery struct {
 	Label string        // "" for every label of the principal
 	Limit int           // at most this many; <= 0 means 10
 	For   time.Duration // lease length; <= 0 means 5 minutes
+	// MaxBytes bounds the batch by size as Query.MaxBytes does. An event
+	// the bound leaves out is not leased (nor counted as a delivery): it
+	// stays available for the next call and counts in Remaining.
+	MaxBytes int
 }
 
 // LeaseResult is a batch of leased events, oldest first.
@@ -288,6 +297,25 @@ type Store interface {
 	// Close releases the backend. In-flight calls finish first.
 	Close() error
 }
+
+// EventEnvelope approximates what an event's JSON adds to its variable
+// fields: the key names, the ID, the time and the flags.
+const EventEnvelope = 160
+
+// EventSize is the size by which MaxBytes measures an event: about the
+// length of its JSON encoding. Every backend measures with it (a backend
+// that decides inside the database uses the same sum), so a batch holds
+// the same events whichever store serves it.
+func EventSize(e Event) int {
+	return len(e.Payload) + len(e.Label) + len(e.Source) + len(e.Type) + len(e.ProviderEventID) + EventEnvelope
+}
+
+// ReplyBytes is the byte budget of one reply that carries a batch of events
+// (tool results, resource reads, events/poll, the HTTP API): big enough that
+// a batch of ordinary webhooks is bound by its count, small enough that no
+// reply grows without bound. Replies stop adding events at it and say that
+// more are waiting; an event bigger than the whole budget travels alone.
+const ReplyBytes = 512 << 10
 
 // Defaults shared by every backend.
 const (

@@ -44,7 +44,7 @@ func (s *boltStore) Lease(ctx context.Context, principalName string, q store.Lea
 			idle = true
 			return nil
 		}
-		lease, dead, err := scanQueue(tx, p, q.Label, limit, s.nowMS())
+		lease, dead, err := scanQueue(tx, p, q.Label, limit, q.MaxBytes, s.nowMS())
 		if err != nil {
 			return err
 		}
@@ -63,7 +63,7 @@ func (s *boltStore) Lease(ctx context.Context, principalName string, q store.Lea
 
 	err = s.committer.do(ctx, func(tx *bbolt.Tx) error {
 		var err error
-		res, err = s.leaseTx(tx, principalName, q.Label, limit, length)
+		res, err = s.leaseTx(tx, principalName, q.Label, limit, q.MaxBytes, length)
 		return err
 	})
 	if err != nil {
@@ -80,14 +80,18 @@ type queued struct {
 }
 
 // scanQueue picks, oldest first, up to limit events of the principal's
-// queue to lease now, and the events met on the way that have used up
-// their attempts.
-func scanQueue(tx *bbolt.Tx, p *bbolt.Bucket, label string, limit int, now int64) (lease, dead []queued, err error) {
+// queue to lease now, no more than maxBytes allows (see
+// store.LeaseQuery.MaxBytes), and the events met on the way that have used
+// up their attempts. The walk stops at the first event the byte bound
+// leaves out, so that event and every later one stay untouched for the
+// next lease.
+func scanQueue(tx *bbolt.Tx, p *bbolt.Bucket, label string, limit, maxBytes int, now int64) (lease, dead []queued, err error) {
 	var prefix []byte
 	if label != "" {
 		prefix = labelPrefix(label)
 	}
 	attempts := maxAttemptsCache{tx: tx}
+	budget := byteBudget{max: maxBytes}
 	it := newGroupIter(p.Bucket([]byte(bucketPending)), prefix)
 	for k, v := it.seek(nil); k != nil && len(lease) < limit; k, v = it.next() {
 		st, err := decodeLeaseState(v)
@@ -106,12 +110,23 @@ func scanQueue(tx *bbolt.Tx, p *bbolt.Bucket, label string, limit int, now int64
 			dead = append(dead, q)
 			continue
 		}
+		if budget.bounded() {
+			// The queue holds lease state only: size the event from its
+			// record, but only when there is a bound to check.
+			size, err := eventSize(p, k)
+			if err != nil {
+				return nil, nil, err
+			}
+			if !budget.admit(size) {
+				break
+			}
+		}
 		lease = append(lease, q)
 	}
 	return lease, dead, nil
 }
 
-func (s *boltStore) leaseTx(tx *bbolt.Tx, principalName, label string, limit int, length time.Duration) (store.LeaseResult, error) {
+func (s *boltStore) leaseTx(tx *bbolt.Tx, principalName, label string, limit, maxBytes int, length time.Duration) (store.LeaseResult, error) {
 	res := store.LeaseResult{Events: []store.Event{}}
 	p := principal(tx, principalName)
 	if p == nil {
@@ -120,7 +135,7 @@ func (s *boltStore) leaseTx(tx *bbolt.Tx, principalName, label string, limit int
 	now := s.nowMS()
 	// Decide first and write afterwards: bbolt cursors do not survive
 	// writes to the bucket they walk.
-	lease, dead, err := scanQueue(tx, p, label, limit, now)
+	lease, dead, err := scanQueue(tx, p, label, limit, maxBytes, now)
 	if err != nil {
 		return res, err
 	}

@@ -42,8 +42,9 @@ func (s *boltStore) ReadPending(ctx context.Context, principalName string, q sto
 	return events, nil
 }
 
-// readWalk loads up to q.Limit events after q.After from the walk that walk
-// opens over the principal's buckets.
+// readWalk loads up to q.Limit events after q.After, no more than
+// q.MaxBytes allows, from the walk that walk opens over the principal's
+// buckets.
 func (s *boltStore) readWalk(ctx context.Context, principalName string, q store.Query, walk func(p *bbolt.Bucket) iterator) ([]store.Event, error) {
 	if err := s.gate.Enter(ctx); err != nil {
 		return nil, err
@@ -59,11 +60,15 @@ func (s *boltStore) readWalk(ctx context.Context, principalName string, q store.
 		if p == nil {
 			return nil
 		}
+		budget := byteBudget{max: q.MaxBytes}
 		it := walk(p)
 		for k, _ := seekAfter(it, q.After); k != nil && len(events) < limit; k, _ = it.next() {
 			e, err := loadEvent(p, k)
 			if err != nil {
 				return err
+			}
+			if !budget.admit(store.EventSize(e)) {
+				break
 			}
 			events = append(events, e)
 		}
@@ -71,6 +76,32 @@ func (s *boltStore) readWalk(ctx context.Context, principalName string, q store.
 	})
 	return events, err
 }
+
+// byteBudget bounds a batch by size as store.Query.MaxBytes says: it
+// admits events until one would take the total past max, and then none,
+// so that the batch stays a prefix of the walk and a cursor after its last
+// event skips nothing. The first event is always admitted: one event is
+// always deliverable, however big. A max <= 0 admits everything.
+type byteBudget struct {
+	max  int
+	used int
+	n    int // events admitted
+}
+
+// admit reports whether an event of size bytes joins the batch, and
+// counts it if so.
+func (b *byteBudget) admit(size int) bool {
+	if b.max > 0 && b.n > 0 && b.used+size > b.max {
+		return false
+	}
+	b.used += size
+	b.n++
+	return true
+}
+
+// bounded reports whether the budget limits anything, so that callers
+// that would have to load an event only to size it can skip that.
+func (b *byteBudget) bounded() bool { return b.max > 0 }
 
 // Get implements store.Store.
 func (s *boltStore) Get(ctx context.Context, principalName string, id store.ID) (store.Event, error) {
@@ -111,15 +142,20 @@ func (s *boltStore) DeadLetters(ctx context.Context, principalName string, q sto
 		if p == nil {
 			return nil
 		}
+		budget := byteBudget{max: q.MaxBytes}
 		it := &cursorIter{c: p.Bucket([]byte(bucketDead)).Cursor()}
 		for k, _ := seekAfter(it, q.After); k != nil && len(events) < limit; k, _ = it.next() {
 			e, err := loadEvent(p, k)
 			if err != nil {
 				return err
 			}
-			if q.Label == "" || e.Label == q.Label {
-				events = append(events, e)
+			if q.Label != "" && e.Label != q.Label {
+				continue
 			}
+			if !budget.admit(store.EventSize(e)) {
+				break
+			}
+			events = append(events, e)
 		}
 		return nil
 	})
@@ -144,6 +180,30 @@ func loadEvent(p *bbolt.Bucket, key []byte) (store.Event, error) {
 		return store.Event{}, fmt.Errorf("event %s: %w", id, err)
 	}
 	return rec.toEvent(id, deliveries(p, key)), nil
+}
+
+// eventSize returns store.EventSize of the event under key without
+// copying its payload out of the database page.
+func eventSize(p *bbolt.Bucket, key []byte) (int, error) {
+	id, err := decodeID(key)
+	if err != nil {
+		return 0, err
+	}
+	b := p.Bucket([]byte(bucketEvents)).Get(key)
+	if b == nil {
+		return 0, fmt.Errorf("event %s: %w", id, store.ErrNotFound)
+	}
+	rec, err := decodeEvent(b)
+	if err != nil {
+		return 0, fmt.Errorf("event %s: %w", id, err)
+	}
+	return store.EventSize(store.Event{
+		Label:           rec.label,
+		Source:          rec.source,
+		Type:            rec.typ,
+		ProviderEventID: rec.providerEventID,
+		Payload:         rec.payload,
+	}), nil
 }
 
 // deliveries returns how many times the event under key was leased.

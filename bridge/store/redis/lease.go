@@ -17,14 +17,17 @@ const reasonLeaseExpired = "max attempts reached: lease expired without ack"
 // group's wait set to its ready set; then it repeatedly takes the least
 // head of the ready sets, dead-letters it if its deliveries reached the
 // registration's limit and otherwise leases it: one more delivery, and back
-// into wait until the lease ends. It answers {remaining, events, dead}:
-// dead is {label, n, ...}, the events it dead-lettered, by label.
+// into wait until the lease ends. The byte bound is checked before a head
+// is taken out of its ready set, so the event that ends the batch is left
+// exactly as it was (not leased, its deliveries not counted) for the next
+// call. It answers {remaining, events, dead}: dead is {label, n, ...}, the
+// events it dead-lettered, by label.
 //
 // ARGV: now, label (empty for all), limit, lease length in ms, default
-// attempt limit, dead-letter reason.
+// attempt limit, dead-letter reason, byte bound (<= 0 for none).
 const leaseLua = luaPrelude + `
 local now, label, limit, length = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local defMax, reason = tonumber(ARGV[5]), ARGV[6]
+local defMax, reason, maxBytes = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
 local gs, heads = groups(label), {}
 for i, g in ipairs(gs) do
   local wait, ready = P .. 'wait:' .. g, P .. 'ready:' .. g
@@ -35,7 +38,7 @@ for i, g in ipairs(gs) do
   end
   heads[i] = redis.call('ZRANGE', ready, 0, 0)[1]
 end
-local out, dead, deadAt = {}, {}, {}
+local out, dead, deadAt, used = {}, {}, {}, 0
 while #out < limit do
   local best
   for i = 1, #gs do
@@ -44,15 +47,21 @@ while #out < limit do
   if not best then break end
   local g, m = gs[best], heads[best]
   local id = dec(m)
-  redis.call('ZREM', P .. 'ready:' .. g, m)
   local n = tonumber(redis.call('HGET', P .. 'tries', id)) or 0
   if n >= maxAttempts(groupReg(g), defMax) then
     deadLetter(g, m, id, now, reason)
     countLabel(dead, deadAt, groupLabel(g))
   else
+    local fs = entry(id)
+    if fs and maxBytes > 0 then
+      local size = eventSize(fs)
+      if not fits(maxBytes, #out, used, size) then break end
+      used = used + size
+    end
+    redis.call('ZREM', P .. 'ready:' .. g, m)
     redis.call('HSET', P .. 'tries', id, n + 1)
     redis.call('ZADD', P .. 'wait:' .. g, now + length, m)
-    out[#out + 1] = load(id)
+    if fs then out[#out + 1] = {id, n + 1, fs} end
   end
   heads[best] = redis.call('ZRANGE', P .. 'ready:' .. g, 0, 0)[1]
 end
@@ -149,7 +158,7 @@ func (s *redisStore) Lease(ctx context.Context, principal string, q store.LeaseQ
 		length = store.DefaultLease
 	}
 	reply, err := s.run(ctx, s.rdb, s.scripts.lease, principal,
-		s.nowMS(), q.Label, limit, length.Milliseconds(), store.DefaultMaxAttempts, reasonLeaseExpired).Slice()
+		s.nowMS(), q.Label, limit, length.Milliseconds(), store.DefaultMaxAttempts, reasonLeaseExpired, max(q.MaxBytes, 0)).Slice()
 	if err != nil {
 		return store.LeaseResult{}, fail(ctx, what, err)
 	}

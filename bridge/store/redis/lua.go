@@ -1,5 +1,15 @@
 package redis
 
+import "github.com/hookgate/hookgate/bridge/store"
+
+// The scripts' eventSize spells store.EventEnvelope as 160, since a
+// constant cannot be formatted into the prelude; these fail to compile if
+// the two ever differ.
+var (
+	_ [store.EventEnvelope - 160]struct{}
+	_ [160 - store.EventEnvelope]struct{}
+)
+
 // Field names of a stream entry. They are the event's JSON names, so an
 // operator reading the stream with redis-cli sees the contract's shape.
 const (
@@ -108,6 +118,27 @@ local function field(fs, name)
     if fs[i] == name then return fs[i + 1] end
   end
   return ''
+end
+
+-- sized names the fields whose lengths eventSize adds up.
+local sized = {payload = true, label = true, source = true, type = true, providerEventId = true}
+
+-- eventSize is store.EventSize of the stream entry's fields fs: the
+-- lengths of the variable fields plus store.EventEnvelope (160), so that a
+-- byte bound ends a batch where the embedded store ends it.
+local function eventSize(fs)
+  local n = 160
+  for i = 1, #fs, 2 do
+    if sized[fs[i]] then n = n + #fs[i + 1] end
+  end
+  return n
+end
+
+-- fits reports whether an event of size bytes may join a batch of count
+-- events totalling used bytes under the bound maxBytes: the first always
+-- does, and maxBytes <= 0 bounds nothing.
+local function fits(maxBytes, count, used, size)
+  return maxBytes <= 0 or count == 0 or used + size <= maxBytes
 end
 
 -- entry returns the stream entry's fields, or nil if there is none.

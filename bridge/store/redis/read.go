@@ -21,18 +21,43 @@ const (
 )
 
 // readLua returns up to limit events after an ID, in ID order, with their
-// delivery counts. Every retained event without a label filter is one
-// XRANGE on the stream; otherwise the groups' sorted sets of the mode
-// (idx for every event, pend, dead) are merged and the events loaded one
-// by one.
+// delivery counts, ending the batch where the byte bound says (see
+// store.Query.MaxBytes). Every retained event without a label filter is
+// an XRANGE walk on the stream: one call for the whole batch when there is
+// no byte bound, else chunks of readChunk entries, so that the events past
+// the bound copied into the script's memory are at most a chunk, not the
+// rest of the batch's Limit (a Limit of huge events). Otherwise
+// the groups' sorted sets of the mode (idx for every event, pend, dead) are
+// merged and the events loaded one by one until the bound ends the batch.
 //
-// ARGV: mode ('log', 'pend' or 'dead'), label (empty for all), after, limit.
+// ARGV: mode ('log', 'pend' or 'dead'), label (empty for all), after, limit,
+// byte bound (<= 0 for none).
 const readLua = luaPrelude + `
-local mode, label, after, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local out = {}
+local mode, label, after, limit, maxBytes = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local out, used = {}, 0
+-- add puts the event into the batch if the bound lets it, and reports
+-- whether it did: once it says no, the batch is complete.
+local function add(id, tries, fs)
+  if maxBytes > 0 then
+    local size = eventSize(fs)
+    if not fits(maxBytes, #out, used, size) then return false end
+    used = used + size
+  end
+  out[#out + 1] = {id, tries, fs}
+  return true
+end
 if mode == 'log' and label == '' then
-  for _, e in ipairs(redis.call('XRANGE', P .. 'log', '(' .. after, '+', 'COUNT', limit)) do
-    out[#out + 1] = {e[1], tonumber(redis.call('HGET', P .. 'tries', e[1])) or 0, e[2]}
+  local chunk = limit
+  if maxBytes > 0 then chunk = ` + readChunk + ` end
+  local start = '(' .. after
+  while #out < limit do
+    local want = math.min(chunk, limit - #out)
+    local es = redis.call('XRANGE', P .. 'log', start, '+', 'COUNT', want)
+    for _, e in ipairs(es) do
+      if not add(e[1], tonumber(redis.call('HGET', P .. 'tries', e[1])) or 0, e[2]) then return out end
+    end
+    if #es < want then break end
+    start = '(' .. es[#es][1]
   end
   return out
 end
@@ -45,10 +70,17 @@ for _, g in ipairs(groups(label)) do
 end
 table.sort(found, before)
 for i = 1, math.min(limit, #found) do
-  out[#out + 1] = load(dec(found[i]))
+  local ev = load(dec(found[i]))
+  if ev and not add(ev[1], ev[2], ev[3]) then break end
 end
 return out
 `
+
+// readChunk is how many stream entries readLua copies at a time when a
+// byte bound may end the batch early: few enough that the entries copied
+// past the bound cost little, enough that a batch of ordinary events
+// takes few calls.
+const readChunk = "32"
 
 // getLua returns one event, or an empty reply. ARGV: the event's ID.
 const getLua = luaPrelude + `
@@ -85,7 +117,7 @@ func (s *redisStore) read(ctx context.Context, what, principal, mode string, q s
 		// exclusive start there.
 		return []store.Event{}, nil
 	}
-	reply, err := s.run(ctx, s.rdb, s.scripts.read, principal, mode, q.Label, q.After.String(), limit).Slice()
+	reply, err := s.run(ctx, s.rdb, s.scripts.read, principal, mode, q.Label, q.After.String(), limit, max(q.MaxBytes, 0)).Slice()
 	if err != nil {
 		return nil, fail(ctx, what, err)
 	}

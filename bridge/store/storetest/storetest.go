@@ -73,6 +73,7 @@ func Run(t *testing.T, h Harness) {
 		{"Read", readTests()},
 		{"Isolation", isolationTests()},
 		{"Lease", leaseTests()},
+		{"Bytes", bytesTests()},
 		{"Ack", ackTests()},
 		{"Nack", nackTests()},
 		{"Requeue", requeueTests()},

@@ -1,0 +1,108 @@
+package bridge
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func nested(depth int) []byte {
+	return []byte(strings.Repeat("[", depth) + strings.Repeat("]", depth))
+}
+
+// Each body is either kept as the JSON it is or carried in the base64 form
+// holding its exact bytes; never lost, never changed.
+func TestPayloadForms(t *testing.T) {
+	cases := []struct {
+		name   string
+		body   []byte
+		inline bool
+	}{
+		{"object", []byte(`{"a":[1,{"b":"c"}]}`), true},
+		{"brackets inside strings do not nest", []byte(`{"a":"[[[[{{{{\"[["}`), true},
+		{"depth at the bound", nested(MaxPayloadDepth), true},
+		{"depth past the bound", nested(MaxPayloadDepth + 1), false},
+		{"depth 9,999", nested(9_999), false},
+		{"depth 10,000", nested(10_000), false},
+		{"depth 100,000", nested(100_000), false},
+		{"invalid UTF-8 in a string", []byte("{\"a\":\"\xff\xfe\"}"), false},
+		{"not JSON", []byte("hello"), false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := payloadJSON("application/json", c.body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.inline {
+				if !bytes.Equal(got, c.body) {
+					t.Fatalf("payload %.80q, want the body as sent", got)
+				}
+				return
+			}
+			var wrapped struct {
+				ContentType string `json:"contentType"`
+				Base64      string `json:"base64"`
+			}
+			if err := json.Unmarshal(got, &wrapped); err != nil {
+				t.Fatalf("payload %.80q is not the base64 form: %v", got, err)
+			}
+			raw, err := base64.StdEncoding.DecodeString(wrapped.Base64)
+			if err != nil || !bytes.Equal(raw, c.body) || wrapped.ContentType != "application/json" {
+				t.Fatalf("base64 form %q does not hold the exact body", wrapped.ContentType)
+			}
+			if d := jsonDepth(got); d > MaxPayloadDepth {
+				t.Fatalf("stored form nests %d deep", d)
+			}
+		})
+	}
+}
+
+func TestJSONDepth(t *testing.T) {
+	for text, want := range map[string]int{
+		`1`: 0, `"[{"`: 0, `{}`: 1, `[[],[[]]]`: 3, `{"a\\":"]","b":[{}]}`: 3,
+	} {
+		if got := jsonDepth([]byte(text)); got != want {
+			t.Errorf("jsonDepth(%s) = %d, want %d", text, got, want)
+		}
+	}
+}
+
+// FuzzJSONDepth checks the depth scan against encoding/json's decoder,
+// which refuses input nested past 10,000 levels.
+func FuzzJSONDepth(f *testing.F) {
+	for _, s := range []string{`{"a":[1,"]"]}`, `[[["\\"]"]]]`, `{"\u005b":{}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !json.Valid(data) {
+			return
+		}
+		want := decodedDepth(data)
+		if got := jsonDepth(data); got != want {
+			t.Fatalf("jsonDepth(%q) = %d, decoder says %d", data, got, want)
+		}
+	})
+}
+
+// decodedDepth measures nesting with encoding/json's tokenizer.
+func decodedDepth(data []byte) int {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	depth, deepest := 0, 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return deepest
+		}
+		if d, ok := tok.(json.Delim); ok {
+			if d == '[' || d == '{' {
+				depth++
+				deepest = max(deepest, depth)
+			} else {
+				depth--
+			}
+		}
+	}
+}
