@@ -27,6 +27,16 @@ import (
 // HTTP status and the JSON-RPC response (result or error).
 func evCall(t testing.TB, base, token, method string, params map[string]any) (int, evResponse) {
 	t.Helper()
+	status, msg := evRequest(t, base, token, method, params)
+	var out evResponse
+	_ = json.Unmarshal(msg, &out)
+	return status, out
+}
+
+// evRequest sends one raw 2026-07-28 request and returns the HTTP status
+// and the JSON-RPC response message as it came.
+func evRequest(t testing.TB, base, token, method string, params map[string]any) (int, []byte) {
+	t.Helper()
 	if params == nil {
 		params = map[string]any{}
 	}
@@ -49,18 +59,20 @@ func evCall(t testing.TB, base, token, method string, params map[string]any) (in
 		t.Fatalf("%s: %v", method, err)
 	}
 	defer resp.Body.Close()
-	var out evResponse
-	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		for ev := range sseEvents(resp.Body) {
-			if json.Unmarshal([]byte(ev.data), &out) == nil && (out.Result != nil || out.Error != nil) {
-				break
-			}
-		}
-	} else {
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		raw, _ := io.ReadAll(resp.Body)
-		_ = json.Unmarshal(raw, &out)
+		return resp.StatusCode, raw
 	}
-	return resp.StatusCode, out
+	for ev := range sseEvents(resp.Body) {
+		var probe struct {
+			Result json.RawMessage `json:"result"`
+			Error  json.RawMessage `json:"error"`
+		}
+		if json.Unmarshal([]byte(ev.data), &probe) == nil && (probe.Result != nil || probe.Error != nil) {
+			return resp.StatusCode, []byte(ev.data)
+		}
+	}
+	return resp.StatusCode, nil
 }
 
 // evResponse is a JSON-RPC response with its error data kept.
