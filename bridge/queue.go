@@ -77,7 +77,7 @@ func (in *Inbox) Ack(ctx context.Context, principal string, ids []string) (int, 
 	}
 	n, err := in.store.Ack(ctx, principal, parsed)
 	if err != nil {
-		return 0, fmt.Errorf("ack events: %w", err)
+		return 0, err // the store's error already says "ack events" and names the ID
 	}
 	in.observer.Acked(principal, parsed, n)
 	return n, nil
