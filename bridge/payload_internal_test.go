@@ -106,3 +106,21 @@ func decodedDepth(data []byte) int {
 		}
 	}
 }
+
+// BenchmarkPayloadRules measures what the UTF-8 and depth rules add to the
+// JSON check ingress already made, on a 12 KB webhook body.
+func BenchmarkPayloadRules(b *testing.B) {
+	body := []byte(`{"id":"evt_1","type":"push","commits":[` + strings.Repeat(`{"id":"0123456789abcdef","message":"fix: a thing \u00e9","added":["a.go","b.go"]},`, 120) + `{}]}`)
+	b.Run("json.Valid", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			_ = json.Valid(body)
+		}
+	})
+	b.Run("payloadJSON", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			_, _ = payloadJSON("application/json", body)
+		}
+	})
+}

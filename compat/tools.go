@@ -48,11 +48,11 @@ func AddTools(s *mcp.Server, inbox *bridge.Inbox) {
 	}, t.delete)
 	mcp.AddTool(s, &mcp.Tool{
 		Name:        "check_pending_events",
-		Description: "Get up to 10 pending webhook events, oldest first, with the count still waiting. Each returned event is leased to you: ack_event it when handled, or it comes back after the lease runs out.",
+		Description: "Get up to 10 pending webhook events, oldest first. Each returned event is leased to you: ack_event it when handled, or it comes back after the lease runs out. remaining is how many more events a call made now would return: events leased and not yet acked (by you or anyone) are not counted until their lease runs out, so call again while remaining > 0 and stop at 0.",
 	}, t.check)
 	mcp.AddTool(s, &mcp.Tool{
 		Name:        "poll_events",
-		Description: "Get pending webhook events (optionally for one label), oldest first, leased to you until acked. With wait_seconds (at most 30) it waits for an event to arrive instead of returning empty.",
+		Description: "Get pending webhook events (optionally for one label), oldest first, leased to you until acked. With wait_seconds (at most 30) it waits for an event to arrive instead of returning empty. The structured result's remaining is how many more events (same label) a call made now would return: events leased and not yet acked are not counted until their lease runs out.",
 	}, t.poll)
 	mcp.AddTool(s, &mcp.Tool{
 		Name:        "ack_event",

@@ -132,8 +132,21 @@ type LeaseQuery struct {
 
 // LeaseResult is a batch of leased events, oldest first.
 type LeaseResult struct {
-	Events    []Event // DeliveryCount already counts this lease
-	Remaining int     // pending events (same label filter) not in this batch
+	Events []Event // DeliveryCount already counts this lease
+	// Remaining is how many events a Lease with the same label filter,
+	// made right now, would hand out after this batch: pending events not
+	// in it that are available now (not leased to anyone, nack delay
+	// passed), including those a byte bound left out. It does not count
+	// events leased and not yet acked, by this caller or another, until
+	// their lease runs out, nor events waiting out a nack delay, nor events
+	// that have used up their attempts (a next Lease dead-letters them
+	// instead of handing them out), so "lease again while Remaining > 0"
+	// ends once everything available has been handed out. It is a count at
+	// the time of the call: events that arrive or become available later
+	// are not in it, and another caller may lease some first. A backend
+	// may judge "used up" by the MaxAttempts in force when the event's
+	// lease ran out; Pending counts every pending event.
+	Remaining int
 	// DeadLettered counts, by label, the events this call moved to the
 	// dead-letter list instead of leasing them: their last allowed lease
 	// ran out without an ack. Nil when there were none.

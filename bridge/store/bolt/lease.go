@@ -18,7 +18,10 @@ const reasonLeaseExpired = "max attempts reached: lease expired without ack"
 
 // Lease implements store.Store. It walks the pending queue oldest first,
 // so its cost is the number of events leased to others (skipped) plus the
-// batch, never the whole log.
+// batch, never the whole log. When the batch fills before the walk reaches
+// the end of the queue, Remaining costs one more walk over the label's
+// pending queue (see countAvailable); a poll that empties the queue, or
+// finds nothing, gets Remaining 0 without it.
 func (s *boltStore) Lease(ctx context.Context, principalName string, q store.LeaseQuery) (store.LeaseResult, error) {
 	if err := s.gate.Enter(ctx); err != nil {
 		return store.LeaseResult{}, fmt.Errorf("lease events: %w", err)
@@ -44,14 +47,15 @@ func (s *boltStore) Lease(ctx context.Context, principalName string, q store.Lea
 			idle = true
 			return nil
 		}
-		lease, dead, err := scanQueue(tx, p, q.Label, limit, q.MaxBytes, s.nowMS())
+		lease, dead, _, err := scanQueue(tx, p, q.Label, limit, q.MaxBytes, s.nowMS())
 		if err != nil {
 			return err
 		}
-		if len(lease) == 0 && len(dead) == 0 {
-			idle = true
-			res.Remaining = countPending(p, q.Label)
-		}
+		// Nothing to lease or dead-letter means the walk went through the
+		// whole queue (the byte bound always admits a batch's first event)
+		// and found nothing available: Remaining is 0, as the leased and
+		// delayed events it met are not counted.
+		idle = len(lease) == 0 && len(dead) == 0
 		return nil
 	})
 	if err != nil {
@@ -84,8 +88,10 @@ type queued struct {
 // store.LeaseQuery.MaxBytes), and the events met on the way that have used
 // up their attempts. The walk stops at the first event the byte bound
 // leaves out, so that event and every later one stay untouched for the
-// next lease.
-func scanQueue(tx *bbolt.Tx, p *bbolt.Bucket, label string, limit, maxBytes int, now int64) (lease, dead []queued, err error) {
+// next lease. more reports that the walk stopped before the end of the
+// queue (the batch filled or the bound ended it): only then may events
+// available now be left for a next lease.
+func scanQueue(tx *bbolt.Tx, p *bbolt.Bucket, label string, limit, maxBytes int, now int64) (lease, dead []queued, more bool, err error) {
 	var prefix []byte
 	if label != "" {
 		prefix = labelPrefix(label)
@@ -93,10 +99,11 @@ func scanQueue(tx *bbolt.Tx, p *bbolt.Bucket, label string, limit, maxBytes int,
 	attempts := maxAttemptsCache{tx: tx}
 	budget := byteBudget{max: maxBytes}
 	it := newGroupIter(p.Bucket([]byte(bucketPending)), prefix)
-	for k, v := it.seek(nil); k != nil && len(lease) < limit; k, v = it.next() {
+	k, v := it.seek(nil)
+	for ; k != nil && len(lease) < limit; k, v = it.next() {
 		st, err := decodeLeaseState(v)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 		if !st.available(now) {
 			continue
@@ -104,7 +111,7 @@ func scanQueue(tx *bbolt.Tx, p *bbolt.Bucket, label string, limit, maxBytes int,
 		q := queued{group: bytes.Clone(it.group()), key: bytes.Clone(k), state: st}
 		allowed, err := attempts.get(q.group)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 		if int(st.deliveries) >= allowed {
 			dead = append(dead, q)
@@ -115,7 +122,7 @@ func scanQueue(tx *bbolt.Tx, p *bbolt.Bucket, label string, limit, maxBytes int,
 			// record, but only when there is a bound to check.
 			size, err := eventSize(p, k)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, false, err
 			}
 			if !budget.admit(size) {
 				break
@@ -123,7 +130,49 @@ func scanQueue(tx *bbolt.Tx, p *bbolt.Bucket, label string, limit, maxBytes int,
 		}
 		lease = append(lease, q)
 	}
-	return lease, dead, nil
+	return lease, dead, k != nil, nil
+}
+
+// countAvailable counts the events of the principal's queue (one label, or
+// all for "") that a lease made now would hand out: available (not leased,
+// nack delay passed) and with attempts left, since one that has used them
+// up would be dead-lettered instead. It walks every queued event of the
+// label, leased or not, but the queue holds only the 20-byte lease state of
+// each (no event record is read) and the attempt limit is looked up once
+// per group, so the walk is a plain cursor scan of small values, bounded by
+// the events retention keeps pending.
+func countAvailable(tx *bbolt.Tx, p *bbolt.Bucket, label string, now int64) (int, error) {
+	var prefix []byte
+	if label != "" {
+		prefix = labelPrefix(label)
+	}
+	pending := p.Bucket([]byte(bucketPending))
+	attempts := maxAttemptsCache{tx: tx}
+	n := 0
+	c := pending.Cursor()
+	for group, v := c.Seek(prefix); group != nil && bytes.HasPrefix(group, prefix); group, v = c.Next() {
+		if v != nil {
+			continue // not a bucket
+		}
+		allowed, err := attempts.get(group)
+		if err != nil {
+			return 0, err
+		}
+		err = pending.Bucket(group).ForEach(func(_, v []byte) error {
+			st, err := decodeLeaseState(v)
+			if err != nil {
+				return err
+			}
+			if st.available(now) && int(st.deliveries) < allowed {
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
 }
 
 func (s *boltStore) leaseTx(tx *bbolt.Tx, principalName, label string, limit, maxBytes int, length time.Duration) (store.LeaseResult, error) {
@@ -135,7 +184,7 @@ func (s *boltStore) leaseTx(tx *bbolt.Tx, principalName, label string, limit, ma
 	now := s.nowMS()
 	// Decide first and write afterwards: bbolt cursors do not survive
 	// writes to the bucket they walk.
-	lease, dead, err := scanQueue(tx, p, label, limit, maxBytes, now)
+	lease, dead, more, err := scanQueue(tx, p, label, limit, maxBytes, now)
 	if err != nil {
 		return res, err
 	}
@@ -165,7 +214,13 @@ func (s *boltStore) leaseTx(tx *bbolt.Tx, principalName, label string, limit, ma
 		}
 		res.Events = append(res.Events, e)
 	}
-	res.Remaining = countPending(p, label) - len(res.Events)
+	if more {
+		// Counted after the writes above: the batch is leased now and the
+		// dead letters are out of the queue, so neither is counted.
+		if res.Remaining, err = countAvailable(tx, p, label, now); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
 }
 

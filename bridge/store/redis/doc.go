@@ -29,7 +29,7 @@
 //	groups   zset    names of the principal's groups (below)
 //	idx:G    zset    every retained event of group G
 //	pend:G   zset    G's pending events (neither acked nor dead), leased or not
-//	ready:G  zset    G's pending events that may be leased now
+//	ready:G  zset    G's pending events that may be leased now; score 1 marks one that used up its attempts (the next lease dead-letters it), 0 the rest
 //	wait:G   zset    G's leased or nack-delayed events, scored by the unix ms they may be leased again
 //	dead:G   zset    G's dead letters
 //

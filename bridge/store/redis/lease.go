@@ -23,20 +23,49 @@ const reasonLeaseExpired = "max attempts reached: lease expired without ack"
 // call. It answers {remaining, events, dead}: dead is {label, n, ...}, the
 // events it dead-lettered, by label.
 //
+// remaining is what a next lease would hand out (see
+// store.LeaseResult.Remaining): the ready events left after the loop, less
+// those that have used up their attempts. To count it with one ZCOUNT per
+// group, a ready set scores an event 1 if it had used up its attempts when
+// it was moved from wait (its last allowed lease ran out), 0 otherwise
+// (appended, requeued, nacked with attempts left, or moved with attempts
+// left). The score only counts: the loop still decides by the event's
+// deliveries, and takes heads in ID order whatever their score, so dead
+// letters happen in the same order as before. The count is off only for
+// events whose registration's MaxAttempts changed after they became ready
+// (and for ready events moved by a version without the scores, all 0).
+//
 // ARGV: now, label (empty for all), limit, lease length in ms, default
 // attempt limit, dead-letter reason, byte bound (<= 0 for none).
 const leaseLua = luaPrelude + `
 local now, label, limit, length = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local defMax, reason, maxBytes = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
-local gs, heads = groups(label), {}
+local gs, heads, spent, headSpent = groups(label), {}, {}, {}
+-- head sets heads[i] to the least event of group i's ready set, in ID
+-- order across both scores, and headSpent[i] to whether it scores 1.
+local function head(i)
+  local ready = P .. 'ready:' .. gs[i]
+  local h = redis.call('ZRANGE', ready, 0, 0)[1]
+  headSpent[i] = false
+  if spent[i] > 0 then
+    local s = redis.call('ZRANGEBYSCORE', ready, 1, 1, 'LIMIT', 0, 1)[1]
+    if s and (s == h or before(s, h)) then h, headSpent[i] = s, true end
+  end
+  heads[i] = h
+end
 for i, g in ipairs(gs) do
   local wait, ready = P .. 'wait:' .. g, P .. 'ready:' .. g
   local due = redis.call('ZRANGEBYSCORE', wait, '-inf', now)
   if #due > 0 then
-    for _, m in ipairs(due) do redis.call('ZADD', ready, 0, m) end
+    local allowed = maxAttempts(groupReg(g), defMax)
+    for _, m in ipairs(due) do
+      local n = tonumber(redis.call('HGET', P .. 'tries', dec(m))) or 0
+      redis.call('ZADD', ready, n >= allowed and 1 or 0, m)
+    end
     redis.call('ZREMRANGEBYSCORE', wait, '-inf', now)
   end
-  heads[i] = redis.call('ZRANGE', ready, 0, 0)[1]
+  spent[i] = redis.call('ZCOUNT', ready, 1, 1)
+  head(i)
 end
 local out, dead, deadAt, used = {}, {}, {}, 0
 while #out < limit do
@@ -63,11 +92,12 @@ while #out < limit do
     redis.call('ZADD', P .. 'wait:' .. g, now + length, m)
     if fs then out[#out + 1] = {id, n + 1, fs} end
   end
-  heads[best] = redis.call('ZRANGE', P .. 'ready:' .. g, 0, 0)[1]
+  if headSpent[best] then spent[best] = spent[best] - 1 end
+  head(best)
 end
-local pending = 0
-for _, g in ipairs(gs) do pending = pending + redis.call('ZCARD', P .. 'pend:' .. g) end
-return {pending - #out, out, dead}
+local remaining = 0
+for _, g in ipairs(gs) do remaining = remaining + redis.call('ZCOUNT', P .. 'ready:' .. g, 0, 0) end
+return {remaining, out, dead}
 `
 
 // ackLua takes events out of the queue. It checks that every ID names an
@@ -136,7 +166,8 @@ return n
 
 // Lease implements store.Store. Its cost is the events whose time came
 // since the last lease, plus the batch, plus one step per group of the
-// label: events leased to others are never scanned.
+// label: events leased to others are never scanned, and Remaining is one
+// ZCOUNT per group.
 //
 // Lease, Ack and Nack do not wait for replicas (Options.WaitReplicas):
 // losing lease state in a failover only brings an event back early, which

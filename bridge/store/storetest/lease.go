@@ -15,22 +15,25 @@ func leaseTests() []testCase {
 		{"HiddenUntilExpiry", testLeaseExpiry},
 		{"DefaultLength", testLeaseDefaultLength},
 		{"LabelFilter", testLeaseLabel},
+		{"RemainingAvailableOnly", testLeaseRemaining},
+		{"RemainingAfterNack", testLeaseRemainingNack},
+		{"RemainingWithoutSpent", testLeaseRemainingSpent},
 	}
 }
 
-// testLeaseOrder also pins down Remaining: pending events, leased or not,
-// outside the batch.
+// testLeaseOrder also pins down Remaining: the events a next lease would
+// hand out, so not the ones leased by earlier calls.
 func testLeaseOrder(t *testing.T, e *env) {
 	r := e.register(alice, "hooks")
 	list := e.appendN(r, 5)
 	got := e.wantLease(alice, store.LeaseQuery{Limit: 2}, list[:2], 3)
 	wantDeliveries(t, "first lease", got, 1)
-	e.wantLease(alice, store.LeaseQuery{Limit: 2}, list[2:4], 3)
-	e.wantLease(alice, store.LeaseQuery{Limit: 10}, list[4:], 4)
-	e.wantLease(alice, store.LeaseQuery{Limit: 10}, nil, 5)
+	e.wantLease(alice, store.LeaseQuery{Limit: 2}, list[2:4], 1)
+	e.wantLease(alice, store.LeaseQuery{Limit: 10}, list[4:], 0)
+	e.wantLease(alice, store.LeaseQuery{Limit: 10}, nil, 0)
 	e.wantPending(alice, "", 5)
 	later := e.appendN(r, 1)
-	e.wantLease(alice, store.LeaseQuery{}, later, 5)
+	e.wantLease(alice, store.LeaseQuery{}, later, 0)
 }
 
 func testLeaseDefaultLimit(t *testing.T, e *env) {
@@ -45,7 +48,7 @@ func testLeaseExpiry(t *testing.T, e *env) {
 	q := store.LeaseQuery{For: time.Minute}
 	e.wantLease(alice, q, list, 0)
 	e.clock.Advance(time.Minute - time.Second)
-	e.wantLease(alice, q, nil, 2)
+	e.wantLease(alice, q, nil, 0)
 	e.clock.Advance(2 * time.Second)
 	got := e.wantLease(alice, q, list, 0)
 	wantDeliveries(t, "lease after expiry", got, 2)
@@ -56,7 +59,7 @@ func testLeaseDefaultLength(t *testing.T, e *env) {
 	list := e.appendN(r, 1)
 	e.wantLease(alice, store.LeaseQuery{}, list, 0)
 	e.clock.Advance(store.DefaultLease - time.Second)
-	e.wantLease(alice, store.LeaseQuery{}, nil, 1)
+	e.wantLease(alice, store.LeaseQuery{}, nil, 0)
 	e.clock.Advance(2 * time.Second)
 	e.wantLease(alice, store.LeaseQuery{}, list, 0)
 }
@@ -69,12 +72,94 @@ func testLeaseLabel(t *testing.T, e *env) {
 	a2 := e.append(e.event(ra, "")).ID
 	b2 := e.append(e.event(rb, "")).ID
 	e.wantLease(alice, store.LeaseQuery{Label: "alpha", Limit: 1}, []store.ID{a1}, 1)
-	e.wantLease(alice, store.LeaseQuery{Label: "alpha"}, []store.ID{a2}, 1)
+	e.wantLease(alice, store.LeaseQuery{Label: "alpha"}, []store.ID{a2}, 0)
 	e.wantLease(alice, store.LeaseQuery{Label: "gamma"}, nil, 0)
-	e.wantLease(alice, store.LeaseQuery{}, []store.ID{b1, b2}, 2)
+	e.wantLease(alice, store.LeaseQuery{}, []store.ID{b1, b2}, 0)
 	e.wantPending(alice, "alpha", 2)
 	e.wantPending(alice, "beta", 2)
 	e.wantPending(alice, "", 4)
+}
+
+// testLeaseRemaining: Remaining is what a lease made right now would hand
+// out, so a caller that leases again while it is above 0 stops once it has
+// everything available, instead of spinning until the leases run out.
+func testLeaseRemaining(t *testing.T, e *env) {
+	r := e.register(alice, "hooks")
+	list := e.appendN(r, 5)
+	e.wantLease(alice, store.LeaseQuery{Limit: 3, For: time.Minute}, list[:3], 2)
+	e.wantLease(alice, store.LeaseQuery{Limit: 3, For: 2 * time.Minute}, list[3:], 0)
+	// Every event is leased and none acked: nothing to hand out, nothing
+	// counted, though all five are pending.
+	e.wantLease(alice, store.LeaseQuery{Limit: 3}, nil, 0)
+	e.wantPending(alice, "", 5)
+
+	// The first three leases run out: they count again, the other two
+	// (leased for longer) still do not.
+	e.clock.Advance(time.Minute + time.Second)
+	e.wantLease(alice, store.LeaseQuery{Limit: 1, For: time.Hour}, list[:1], 2)
+	e.clock.Advance(time.Minute)
+	e.wantLease(alice, store.LeaseQuery{Limit: 1, For: time.Hour}, list[1:2], 3)
+	e.wantLease(alice, store.LeaseQuery{For: time.Hour}, []store.ID{list[2], list[3], list[4]}, 0)
+	e.wantLease(alice, store.LeaseQuery{}, nil, 0)
+}
+
+// testLeaseRemainingNack: an event nacked with a delay is not counted
+// until the delay has passed; one nacked without a delay counts at once.
+func testLeaseRemainingNack(t *testing.T, e *env) {
+	r := e.register(alice, "hooks")
+	list := e.appendN(r, 4)
+	q := store.LeaseQuery{Limit: 1, For: time.Hour}
+	e.wantLease(alice, store.LeaseQuery{Limit: 3, For: time.Hour}, list[:3], 1)
+	e.nack(alice, list[2], 30*time.Second)
+	e.nack(alice, list[0], 0)
+	// list[3] only: list[1] is leased, list[2] waits out its delay.
+	e.wantLease(alice, q, list[:1], 1)
+	e.nack(alice, list[0], 0)
+	e.clock.Advance(29 * time.Second)
+	e.wantLease(alice, q, list[:1], 1)
+	e.nack(alice, list[0], 0)
+	e.clock.Advance(2 * time.Second)
+	e.wantLease(alice, q, list[:1], 2)
+	e.wantLease(alice, store.LeaseQuery{}, list[2:], 0)
+	e.wantPending(alice, "", 4)
+}
+
+// testLeaseRemainingSpent: an event whose last allowed lease ran out is not
+// counted, since the next lease dead-letters it instead of handing it out.
+func testLeaseRemainingSpent(t *testing.T, e *env) {
+	ra := e.register(alice, "alpha", withMaxAttempts(1))
+	rb := e.register(alice, "beta")
+	a1 := e.append(e.event(ra, "")).ID
+	b := e.appendN(rb, 2)
+	a2 := e.append(e.event(ra, "")).ID
+	e.wantLease(alice, store.LeaseQuery{Label: "alpha", For: time.Minute}, []store.ID{a1, a2}, 0)
+	e.clock.Advance(time.Minute + time.Second)
+
+	res := e.lease(alice, store.LeaseQuery{Limit: 1})
+	wantIDs(t, "Lease behind a dead letter", res.Events, b[:1])
+	wantDropped(t, "Lease's DeadLettered", res.DeadLettered, []store.Dropped{{Principal: alice, Label: "alpha", Events: 1}})
+	if res.Remaining != 1 {
+		t.Errorf("Remaining = %d, want 1: b[1], not the spent a2", res.Remaining)
+	}
+	e.wantLease(alice, store.LeaseQuery{Label: "alpha"}, nil, 0)
+	wantIDs(t, "DeadLetters", e.deadLetters(alice, store.Query{}), []store.ID{a1, a2})
+	e.wantLease(alice, store.LeaseQuery{}, b[1:], 0)
+
+	// Within one registration, a spent event older than a fresh one is
+	// still met (and dead-lettered) first.
+	rc := e.register(alice, "gamma", withMaxAttempts(2))
+	c := e.appendN(rc, 2)
+	q := store.LeaseQuery{Label: "gamma", Limit: 1, For: time.Minute}
+	e.wantLease(alice, q, c[:1], 1)
+	e.clock.Advance(time.Minute + time.Second)
+	e.wantLease(alice, q, c[:1], 1)
+	e.clock.Advance(time.Minute + time.Second)
+	res = e.lease(alice, q)
+	wantIDs(t, "Lease behind a spent event", res.Events, c[1:])
+	wantDropped(t, "DeadLettered of the spent event", res.DeadLettered, []store.Dropped{{Principal: alice, Label: "gamma", Events: 1}})
+	if res.Remaining != 0 {
+		t.Errorf("Remaining = %d, want 0", res.Remaining)
+	}
 }
 
 func ackTests() []testCase {
@@ -184,9 +269,9 @@ func testNackDelay(t *testing.T, e *env) {
 		t.Fatalf("Nack dead-lettered an event with attempts left")
 	}
 	e.wantPending(alice, "", 1)
-	e.wantLease(alice, store.LeaseQuery{}, nil, 1)
+	e.wantLease(alice, store.LeaseQuery{}, nil, 0)
 	e.clock.Advance(29 * time.Second)
-	e.wantLease(alice, store.LeaseQuery{}, nil, 1)
+	e.wantLease(alice, store.LeaseQuery{}, nil, 0)
 	e.clock.Advance(2 * time.Second)
 	got := e.wantLease(alice, store.LeaseQuery{}, list, 0)
 	wantDeliveries(t, "lease after nack", got, 2)
@@ -197,7 +282,7 @@ func testNackNoDelay(t *testing.T, e *env) {
 	list := e.appendN(r, 2)
 	e.wantLease(alice, store.LeaseQuery{For: time.Hour}, list, 0)
 	e.nack(alice, list[1], 0)
-	e.wantLease(alice, store.LeaseQuery{}, list[1:], 1)
+	e.wantLease(alice, store.LeaseQuery{}, list[1:], 0)
 }
 
 func testNackDeadLetter(t *testing.T, e *env) {
