@@ -23,8 +23,10 @@ run: build
 
 ## deps: install what the tests need on a fresh Debian machine, each only when missing:
 ## Go modules; redis-server (the Redis backend's tests start their own servers on free
-## ports); Debian's chromium and playwright-core (npm ci in $(BROWSER_TEST)) for the
-## dashboard's browser test, which skips, saying so, when chromium cannot be installed.
+## ports); for the dashboard's browser test Debian's chromium, nodejs and npm, and
+## playwright-core (npm ci in $(BROWSER_TEST)). The browser test skips, saying so, when
+## chromium cannot be installed; with chromium it needs Node.js 20+, and deps fails
+## saying so when that cannot be installed.
 deps:
 	$(GO) mod download
 	./scripts/deps.sh $(CHROMIUM) $(BROWSER_TEST)

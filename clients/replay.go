@@ -195,11 +195,11 @@ func (q *Requeuer) Flush(ctx context.Context) error {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("requeue %d events: %w", len(q.ids), err)
+		return fmt.Errorf("requeue %s: %w", countEvents(len(q.ids)), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("requeue %d events from %s: %w", len(q.ids), q.ids[0], responseError(resp))
+		return fmt.Errorf("requeue %s from %s: %w", countEvents(len(q.ids)), q.ids[0], responseError(resp))
 	}
 	var out struct {
 		Requeued int `json:"requeued"`

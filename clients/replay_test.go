@@ -265,6 +265,18 @@ func TestReplayRequeue(t *testing.T) {
 		!strings.Contains(progress.String(), "replay: done: 10 events written") {
 		t.Errorf("progress lines:\n%s", progress.String())
 	}
+
+	// One event is "1 event", never "1 events".
+	progress.Reset()
+	if _, err := clients.Replay(ctx, clients.ReplayOptions{
+		Log: clients.LogQuery{Server: g.url, Token: g.token, Since: ids[0], Until: ids[1]}, Out: io.Discard,
+		Progress: &progress, ProgressEvery: time.Nanosecond,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if p := progress.String(); !strings.Contains(p, "replay: 1 event written") || !strings.Contains(p, "replay: done: 1 event written") || strings.Contains(p, "1 events") {
+		t.Errorf("progress lines for one event:\n%s", p)
+	}
 }
 
 // TestReplayToDoesNotFollowRedirects: a receiver answering 302 has not

@@ -188,7 +188,15 @@ func (p *progress) tick(n int, id, verb string) {
 	p.next = now.Add(p.every)
 	p.printed = true
 	elapsed := now.Sub(p.start)
-	fmt.Fprintf(p.w, "replay: %d events %s, %.0f/s, at %s\n", n, verb, float64(n)/elapsed.Seconds(), id)
+	fmt.Fprintf(p.w, "replay: %s %s, %.0f/s, at %s\n", countEvents(n), verb, float64(n)/elapsed.Seconds(), id)
+}
+
+// countEvents is "1 event", "2 events", "0 events".
+func countEvents(n int) string {
+	if n == 1 {
+		return "1 event"
+	}
+	return fmt.Sprintf("%d events", n)
 }
 
 // done prints the summary.
@@ -201,7 +209,7 @@ func (p *progress) done(res ReplayResult, verb string, err error) {
 	if err != nil {
 		status = "stopped"
 	}
-	line := fmt.Sprintf("replay: %s: %d events %s in %s", status, res.Events, verb, elapsed.Round(time.Millisecond))
+	line := fmt.Sprintf("replay: %s: %s %s in %s", status, countEvents(res.Events), verb, elapsed.Round(time.Millisecond))
 	if res.Last != "" {
 		line += ", last " + res.Last
 	}

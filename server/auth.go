@@ -44,6 +44,51 @@ func CreateToken(ctx context.Context, s store.Store, principal string, now time.
 	return token, nil
 }
 
+// DevTokenName is the Name of the development token that --dev-token (or a
+// first start) creates. There is one valid development token at a time:
+// each start that creates one supersedes the one before.
+const DevTokenName = "dev-token"
+
+// devTokenCurrent is the key of the record naming the current development
+// token: a Token whose Name is that token's hash. It is not hex, so no
+// token's hash can equal it, and it has no principal.
+//
+// The store has no way to delete a token (a DeleteToken(ctx, hash) would
+// let CreateDevToken remove the old hash instead), so superseded development
+// tokens stay stored and tokenByHash refuses them.
+const devTokenCurrent = "dev-token:current"
+
+// CreateDevToken stores a new development token for DevPrincipal and makes
+// it the only development token accepted: the previous one stops working.
+func CreateDevToken(ctx context.Context, s store.Store, now time.Time) (string, error) {
+	token := tokenPrefix + strings.ToLower(rand.Text())
+	hash := HashToken(token)
+	if err := s.PutToken(ctx, store.Token{Hash: hash, Principal: DevPrincipal, Name: DevTokenName, CreatedAt: now.UTC()}); err != nil {
+		return "", fmt.Errorf("create development token: %w", err)
+	}
+	if err := s.PutToken(ctx, store.Token{Hash: devTokenCurrent, Name: hash, CreatedAt: now.UTC()}); err != nil {
+		return "", fmt.Errorf("create development token: %w", err)
+	}
+	return token, nil
+}
+
+// tokenByHash looks up a stored token by its hash, answering
+// store.ErrNotFound for a development token that a newer one superseded.
+func tokenByHash(ctx context.Context, s store.Store, hash string) (store.Token, error) {
+	t, err := s.TokenByHash(ctx, hash)
+	if err != nil || t.Name != DevTokenName {
+		return t, err
+	}
+	current, err := s.TokenByHash(ctx, devTokenCurrent)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && current.Name != hash) {
+		return store.Token{}, fmt.Errorf("development token superseded: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Token{}, err
+	}
+	return t, nil
+}
+
 // requireToken wraps h so each request must carry a bearer token stored in s;
 // the SDK then hands its principal to tool handlers as TokenInfo.UserID.
 // A WebSocket upgrade may offer the token as a subprotocol instead (see
@@ -55,7 +100,7 @@ func requireToken(s store.Store, h http.Handler) http.Handler {
 		if l, ok := lookedUp(ctx, token); ok {
 			t, err = l.token, l.err
 		} else {
-			t, err = s.TokenByHash(ctx, HashToken(token))
+			t, err = tokenByHash(ctx, s, HashToken(token))
 		}
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, auth.ErrInvalidToken

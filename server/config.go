@@ -165,7 +165,24 @@ func UsageWithEnv(w io.Writer, fs *flag.FlagSet, synopsis string) {
 	fmt.Fprintf(w, "usage: %s\n\nflags:\n", synopsis)
 	fs.SetOutput(w)
 	fs.PrintDefaults()
-	fmt.Fprintf(w, "\nEvery flag can also be set as HOOKGATE_<FLAG>, e.g. %s; a flag given on the command line wins.\n", EnvName("max-body"))
+	fmt.Fprintf(w, "\nEvery flag can also be set as HOOKGATE_<FLAG>, e.g. %s; a flag given on the command line wins.\n", EnvName(exampleFlag(fs)))
+}
+
+// exampleFlag picks one of fs's own flags to show as an environment
+// variable: a familiar one if fs has it, else the first.
+func exampleFlag(fs *flag.FlagSet) string {
+	for _, name := range []string{"max-body", "data", "server"} {
+		if fs.Lookup(name) != nil {
+			return name
+		}
+	}
+	first := "flag"
+	fs.VisitAll(func(f *flag.Flag) {
+		if first == "flag" {
+			first = f.Name
+		}
+	})
+	return first
 }
 
 // ByteSize is a flag value for sizes such as 1MiB, 512KiB, 2MB or 1048576.

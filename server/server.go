@@ -89,7 +89,7 @@ func OpenStore(ctx context.Context, cfg Config, logger *slog.Logger) (s store.St
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, false, fmt.Errorf("create data directory: %w", err)
 	}
-	path := filepath.Join(cfg.DataDir, "hookgate.db")
+	path := StorePath(cfg.DataDir)
 	_, statErr := os.Stat(path)
 	created = errors.Is(statErr, os.ErrNotExist)
 	s, err = bolt.Open(path, bolt.Options{Logger: logger})
@@ -97,6 +97,21 @@ func OpenStore(ctx context.Context, cfg Config, logger *slog.Logger) (s store.St
 		return nil, false, fmt.Errorf("open store %s: %w", path, err)
 	}
 	return s, created, nil
+}
+
+// StorePath is the file of the embedded store in dataDir.
+func StorePath(dataDir string) string { return filepath.Join(dataDir, "hookgate.db") }
+
+// StoreLocation names the store the configuration opens, for people: the
+// Redis URL (its password hidden) with --redis, else the embedded store's file.
+func StoreLocation(cfg Config) string {
+	if cfg.Redis != "" {
+		if u, err := url.Parse(cfg.Redis); err == nil {
+			return u.Redacted()
+		}
+		return "Redis"
+	}
+	return StorePath(cfg.DataDir)
 }
 
 // Start opens the store, binds the listener, prints where to connect (and,
@@ -182,7 +197,7 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 		Instructions:   instructions,
 		Log:            st,
 		Wake:           s.inbox.Wakeups(),
-		Logger:         logger,
+		Logger:         sdkLogger(logger), // given to the MCP SDK only
 		Metrics:        s.observer,
 		Extensions:     s.eventsExtensions(),
 		Configure: func(principal string, m *mcp.Server) {
@@ -196,7 +211,8 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 	})
 	replay := compat.NewReplayStore(compat.ReplayOptions{PerSession: replaySessionBytes, Total: replayBufferBytes})
 	s.mcp = compat.NewHandler(s.servers.ForRequest, compat.HandlerOptions{
-		Logger:                     logger,
+		// Only INFO is lowered: compat's own lines are DEBUG or WARN.
+		Logger:                     sdkLogger(logger),
 		EventStore:                 replay,
 		DisableLocalhostProtection: !isLoopbackURL(s.publicURL),
 	})
@@ -229,7 +245,7 @@ func Start(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) 
 		s.mcp.ReapIdleSessions(bgCtx, cfg.SessionIdle, min(cfg.SessionIdle/2, time.Minute), s.servers.Each)
 	})
 	go func() { s.served <- s.http.Serve(ln) }()
-	logger.Info("serving", "addr", ln.Addr().String(), "public_url", s.publicURL, "data", cfg.DataDir)
+	logger.Info("serving", "addr", ln.Addr().String(), "public_url", s.publicURL, "data", cfg.DataDir, "store", StoreLocation(cfg))
 	return s, nil
 }
 
@@ -400,16 +416,16 @@ func unacked(res store.CompactResult) int {
 }
 
 func (s *Server) printBanner(ctx context.Context, out io.Writer, withToken bool) error {
-	fmt.Fprintf(out, "hookgate %s\n  Listening: %s\n  MCP URL: %s/mcp\n", Version, localURL(s.listener.Addr()), s.publicURL)
+	fmt.Fprintf(out, "hookgate %s\n  Listening: %s\n  MCP URL: %s/mcp\n  Store:   %s\n", Version, localURL(s.listener.Addr()), s.publicURL, StoreLocation(s.cfg))
 	switch {
 	case s.cfg.NoAuth:
 		fmt.Fprintf(out, "  Auth:    none (--no-auth): every request is principal %q\n", LocalPrincipal)
 	case withToken:
-		token, err := CreateToken(ctx, s.store, DevPrincipal, time.Now())
+		token, err := CreateDevToken(ctx, s.store, time.Now())
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "  Token:   %s\n  (a development token for principal %q; it is not shown again — create more with `hookgate token create --name NAME`)\n", token, DevPrincipal)
+		fmt.Fprintf(out, "  Token:   %s\n  (a development token for principal %q; it replaces the previous development token, which no longer works, and is not shown again — create lasting tokens with `hookgate token create --name NAME`)\n", token, DevPrincipal)
 	default:
 		fmt.Fprintf(out, "  Token:   use one from `hookgate token create --name NAME` (run while the server is stopped), or start with --dev-token\n")
 	}

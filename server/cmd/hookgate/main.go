@@ -10,6 +10,7 @@
 //	                                   print events as they arrive, one JSON line each
 //	hookgate replay --server URL --token T [--since ID] [--until ID] [--to URL --secret S | --requeue]
 //	                                   replay a stretch of the log (see hookgate replay -h)
+//	hookgate version                   print the version (also --version)
 //
 // Run `hookgate <command> -h` for a command's flags. Every flag can also be
 // set as HOOKGATE_<FLAG>.
@@ -46,6 +47,7 @@ usage:
                   [--to URL --secret whsec_… | --requeue] [--dry-run]
                                        replay stored events: NDJSON on stdout, signed POSTs
                                        to a URL, or pending again for pollers
+  hookgate version                     print the version (also --version)
 
 Every flag can also be set as HOOKGATE_<FLAG>, e.g. HOOKGATE_DATA=/var/lib/hookgate.
 `
@@ -81,6 +83,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return tail(ctx, args[1:], stdout, stderr, getenv)
 	case "replay":
 		return replay(ctx, args[1:], stdout, stderr, getenv)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "hookgate %s\n", server.Version)
+		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -125,6 +130,10 @@ func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		fs.Usage()
 		return errors.New("--name is required")
 	}
+	if err := checkDefaultStore(fs, cfg, getenv); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "using store %s\n", server.StoreLocation(cfg))
 	st, _, err := server.OpenStore(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
@@ -137,6 +146,27 @@ func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		return err
 	}
 	fmt.Fprintln(stdout, token)
+	return nil
+}
+
+// checkDefaultStore refuses to create a new embedded store where no one
+// asked for one: with neither --data nor HOOKGATE_DATA given, a mistyped
+// working directory would otherwise get a fresh empty store, and a token in
+// it that the running server never sees. An explicit --data (or --redis)
+// is taken at its word.
+func checkDefaultStore(fs *flag.FlagSet, cfg server.Config, getenv func(string) string) error {
+	if cfg.Redis != "" || getenv(server.EnvName("data")) != "" {
+		return nil
+	}
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "data" })
+	if given {
+		return nil
+	}
+	path := server.StorePath(cfg.DataDir)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no store at %s (the default --data %s); run this where `hookgate serve` keeps its store, or name one with --data DIR (or %s; a new store is created there) or --redis URL", path, cfg.DataDir, server.EnvName("data"))
+	}
 	return nil
 }
 
