@@ -73,45 +73,34 @@ func legacyLoop(t *testing.T, cs *mcp.ClientSession, ack bool, maxCalls int) (go
 	return nil, nil
 }
 
-// TestLegacyLoopAcks: the legacy loop that acks what it gets stops after
-// exactly three calls with all 25 events, oldest first.
-func TestLegacyLoopAcks(t *testing.T) {
-	g := startGateway(t, t.TempDir())
-	cs := connect(t, g.url, g.token, "2025-11-25")
-	posted := ingestLegacy(t, cs, "legacy-acked")
+// TestLegacyLoop: the legacy loop stops after exactly three calls with all
+// 25 events, oldest first, whether it acks what it gets or not. A loop that
+// does not ack sees remaining reach 0 once it holds every event: the
+// events leased to it are not counted, since no call could return them
+// before their lease ends (the default 5 minutes here).
+func TestLegacyLoop(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ack  bool
+	}{{"acks", true}, {"without ack", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := startGateway(t, t.TempDir())
+			cs := connect(t, g.url, g.token, "2025-11-25")
+			posted := ingestLegacy(t, cs, "legacy")
 
-	got, remaining := legacyLoop(t, cs, true, 10)
-	if want := []int{15, 5, 0}; !slices.Equal(remaining, want) {
-		t.Errorf("remaining per call = %v, want %v (three calls)", remaining, want)
-	}
-	if ids := eventIDs(got); !slices.Equal(ids, posted) {
-		t.Fatalf("legacy loop received %v, want the %d posted events in order %v", ids, len(posted), posted)
-	}
-	if b := checkPending(t, cs); len(b.Events) != 0 || b.Remaining != 0 {
-		t.Fatalf("after the loop: %+v, want nothing", b)
-	}
-}
-
-// TestLegacyLoopWithoutAck: a loop that does not ack sees remaining reach 0
-// once it holds every event, and stops: the events leased to it are not
-// counted, since no call could return them before their lease ends (the
-// default 5 minutes here).
-func TestLegacyLoopWithoutAck(t *testing.T) {
-	g := startGateway(t, t.TempDir())
-	cs := connect(t, g.url, g.token, "2025-11-25")
-	posted := ingestLegacy(t, cs, "legacy-unacked")
-
-	got, remaining := legacyLoop(t, cs, false, 10)
-	if want := []int{15, 5, 0}; !slices.Equal(remaining, want) {
-		t.Errorf("remaining per call = %v, want %v (three calls)", remaining, want)
-	}
-	if ids := eventIDs(got); !slices.Equal(ids, posted) {
-		t.Fatalf("legacy loop received %v, want the %d posted events in order %v", ids, len(posted), posted)
-	}
-	// The call the issue reported: nothing to hand out, and remaining says
-	// so instead of counting the leased events.
-	if b := checkPending(t, cs); len(b.Events) != 0 || b.Remaining != 0 {
-		t.Fatalf("a call after the loop = %+v, want no events and remaining 0", b)
+			got, remaining := legacyLoop(t, cs, tc.ack, 10)
+			if want := []int{15, 5, 0}; !slices.Equal(remaining, want) {
+				t.Errorf("remaining per call = %v, want %v (three calls)", remaining, want)
+			}
+			if ids := eventIDs(got); !slices.Equal(ids, posted) {
+				t.Fatalf("legacy loop received %v, want the %d posted events in order %v", ids, len(posted), posted)
+			}
+			// The call the issue reported: nothing to hand out, and
+			// remaining says so instead of counting leased events.
+			if b := checkPending(t, cs); len(b.Events) != 0 || b.Remaining != 0 {
+				t.Fatalf("a call after the loop = %+v, want no events and remaining 0", b)
+			}
+		})
 	}
 }
 
