@@ -63,7 +63,7 @@ func (in *Inbox) ReadLog(ctx context.Context, principal string, q LogQuery) (Log
 	}
 	limit = min(limit, MaxLogLimit)
 	page := LogPage{Events: []store.Event{}, Cursor: q.After}
-	size := 0
+	budget := store.Budget{Max: store.ReplyBytes}
 	for scanned := 0; scanned < logScanLimit; {
 		batch, err := in.store.Read(ctx, principal, store.Query{After: page.Cursor, Label: q.Label, Limit: logReadBatch, MaxBytes: store.ReplyBytes})
 		if err != nil {
@@ -77,7 +77,7 @@ func (in *Inbox) ReadLog(ctx context.Context, principal string, q LogQuery) (Log
 				return page, nil
 			}
 			matches := typeMatches(q.Type, e.Type)
-			if len(page.Events) == limit || (matches && len(page.Events) > 0 && size+store.EventSize(e) > store.ReplyBytes) {
+			if len(page.Events) == limit || (matches && !budget.Admit(store.EventSize(e))) {
 				page.More = true // e is a further event
 				return page, nil
 			}
@@ -85,7 +85,6 @@ func (in *Inbox) ReadLog(ctx context.Context, principal string, q LogQuery) (Log
 			scanned++
 			if matches {
 				page.Events = append(page.Events, e)
-				size += store.EventSize(e)
 			}
 		}
 	}

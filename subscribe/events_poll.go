@@ -108,7 +108,7 @@ func (h *eventsHandlers) poll(ctx context.Context, _ *mcp.ServerSession, p *poll
 // so a narrow filter does not rescan what it skipped.
 func (x *Events) collect(ctx context.Context, principal, label string, filter eventFilter, after store.ID, limit int) ([]occurrence, store.ID, bool, error) {
 	out := []occurrence{}
-	scanned, size := 0, 0
+	scanned, budget := 0, store.Budget{Max: store.ReplyBytes}
 	for scanned < pollScanLimit {
 		batch, err := x.opts.Log.Read(ctx, principal, store.Query{After: after, Label: label, Limit: store.DefaultReadLimit, MaxBytes: store.ReplyBytes})
 		if err != nil {
@@ -119,7 +119,7 @@ func (x *Events) collect(ctx context.Context, principal, label string, filter ev
 		}
 		for _, e := range batch {
 			matches := filter.match(e)
-			if len(out) == limit || (matches && len(out) > 0 && size+store.EventSize(e) > store.ReplyBytes) {
+			if len(out) == limit || (matches && !budget.Admit(store.EventSize(e))) {
 				return out, after, true, nil // e is a further event
 			}
 			after = e.ID
@@ -132,7 +132,6 @@ func (x *Events) collect(ctx context.Context, principal, label string, filter ev
 				return nil, after, false, err
 			}
 			out = append(out, o)
-			size += store.EventSize(e)
 		}
 	}
 	return out, after, true, nil

@@ -323,6 +323,33 @@ func EventSize(e Event) int {
 	return len(e.Payload) + len(e.Label) + len(e.Source) + len(e.Type) + len(e.ProviderEventID) + EventEnvelope
 }
 
+// Budget applies a MaxBytes bound to a batch as it is built, the one rule
+// every backend and every reply that pages by bytes follows: it admits
+// events until one would take the total past Max, the first always (one
+// event is always deliverable, however big), and the caller ends the batch
+// at the first refusal, so the batch stays a prefix and a cursor after its
+// last event skips nothing. A Max <= 0 admits everything.
+type Budget struct {
+	Max  int
+	used int
+	n    int // events admitted
+}
+
+// Admit reports whether an event of size bytes joins the batch, and
+// counts it if so.
+func (b *Budget) Admit(size int) bool {
+	if b.Max > 0 && b.n > 0 && b.used+size > b.Max {
+		return false
+	}
+	b.used += size
+	b.n++
+	return true
+}
+
+// Bounded reports whether the budget limits anything, so that a caller
+// that would have to load an event only to size it can skip that.
+func (b *Budget) Bounded() bool { return b.Max > 0 }
+
 // ReplyBytes is the byte budget of one reply that carries a batch of events
 // (tool results, resource reads, events/poll, the HTTP API): big enough that
 // a batch of ordinary webhooks is bound by its count, small enough that no

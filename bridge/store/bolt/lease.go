@@ -97,7 +97,7 @@ func scanQueue(tx *bbolt.Tx, p *bbolt.Bucket, label string, limit, maxBytes int,
 		prefix = labelPrefix(label)
 	}
 	attempts := maxAttemptsCache{tx: tx}
-	budget := byteBudget{max: maxBytes}
+	budget := store.Budget{Max: maxBytes}
 	it := newGroupIter(p.Bucket([]byte(bucketPending)), prefix)
 	k, v := it.seek(nil)
 	for ; k != nil && len(lease) < limit; k, v = it.next() {
@@ -117,14 +117,14 @@ func scanQueue(tx *bbolt.Tx, p *bbolt.Bucket, label string, limit, maxBytes int,
 			dead = append(dead, q)
 			continue
 		}
-		if budget.bounded() {
+		if budget.Bounded() {
 			// The queue holds lease state only: size the event from its
 			// record, but only when there is a bound to check.
 			size, err := eventSize(p, k)
 			if err != nil {
 				return nil, nil, false, err
 			}
-			if !budget.admit(size) {
+			if !budget.Admit(size) {
 				break
 			}
 		}

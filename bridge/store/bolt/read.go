@@ -60,14 +60,14 @@ func (s *boltStore) readWalk(ctx context.Context, principalName string, q store.
 		if p == nil {
 			return nil
 		}
-		budget := byteBudget{max: q.MaxBytes}
+		budget := store.Budget{Max: q.MaxBytes}
 		it := walk(p)
 		for k, _ := seekAfter(it, q.After); k != nil && len(events) < limit; k, _ = it.next() {
 			e, err := loadEvent(p, k)
 			if err != nil {
 				return err
 			}
-			if !budget.admit(store.EventSize(e)) {
+			if !budget.Admit(store.EventSize(e)) {
 				break
 			}
 			events = append(events, e)
@@ -76,32 +76,6 @@ func (s *boltStore) readWalk(ctx context.Context, principalName string, q store.
 	})
 	return events, err
 }
-
-// byteBudget bounds a batch by size as store.Query.MaxBytes says: it
-// admits events until one would take the total past max, and then none,
-// so that the batch stays a prefix of the walk and a cursor after its last
-// event skips nothing. The first event is always admitted: one event is
-// always deliverable, however big. A max <= 0 admits everything.
-type byteBudget struct {
-	max  int
-	used int
-	n    int // events admitted
-}
-
-// admit reports whether an event of size bytes joins the batch, and
-// counts it if so.
-func (b *byteBudget) admit(size int) bool {
-	if b.max > 0 && b.n > 0 && b.used+size > b.max {
-		return false
-	}
-	b.used += size
-	b.n++
-	return true
-}
-
-// bounded reports whether the budget limits anything, so that callers
-// that would have to load an event only to size it can skip that.
-func (b *byteBudget) bounded() bool { return b.max > 0 }
 
 // Get implements store.Store.
 func (s *boltStore) Get(ctx context.Context, principalName string, id store.ID) (store.Event, error) {
@@ -142,7 +116,7 @@ func (s *boltStore) DeadLetters(ctx context.Context, principalName string, q sto
 		if p == nil {
 			return nil
 		}
-		budget := byteBudget{max: q.MaxBytes}
+		budget := store.Budget{Max: q.MaxBytes}
 		it := &cursorIter{c: p.Bucket([]byte(bucketDead)).Cursor()}
 		for k, _ := seekAfter(it, q.After); k != nil && len(events) < limit; k, _ = it.next() {
 			e, err := loadEvent(p, k)
@@ -152,7 +126,7 @@ func (s *boltStore) DeadLetters(ctx context.Context, principalName string, q sto
 			if q.Label != "" && e.Label != q.Label {
 				continue
 			}
-			if !budget.admit(store.EventSize(e)) {
+			if !budget.Admit(store.EventSize(e)) {
 				break
 			}
 			events = append(events, e)
@@ -167,17 +141,9 @@ func (s *boltStore) DeadLetters(ctx context.Context, principalName string, q sto
 
 // loadEvent reads the event under key with its current delivery count.
 func loadEvent(p *bbolt.Bucket, key []byte) (store.Event, error) {
-	id, err := decodeID(key)
+	id, rec, err := loadRecord(p, key)
 	if err != nil {
 		return store.Event{}, err
-	}
-	b := p.Bucket([]byte(bucketEvents)).Get(key)
-	if b == nil {
-		return store.Event{}, fmt.Errorf("event %s: %w", id, store.ErrNotFound)
-	}
-	rec, err := decodeEvent(b)
-	if err != nil {
-		return store.Event{}, fmt.Errorf("event %s: %w", id, err)
 	}
 	return rec.toEvent(id, deliveries(p, key)), nil
 }
@@ -185,17 +151,9 @@ func loadEvent(p *bbolt.Bucket, key []byte) (store.Event, error) {
 // eventSize returns store.EventSize of the event under key without
 // copying its payload out of the database page.
 func eventSize(p *bbolt.Bucket, key []byte) (int, error) {
-	id, err := decodeID(key)
+	_, rec, err := loadRecord(p, key)
 	if err != nil {
 		return 0, err
-	}
-	b := p.Bucket([]byte(bucketEvents)).Get(key)
-	if b == nil {
-		return 0, fmt.Errorf("event %s: %w", id, store.ErrNotFound)
-	}
-	rec, err := decodeEvent(b)
-	if err != nil {
-		return 0, fmt.Errorf("event %s: %w", id, err)
 	}
 	return store.EventSize(store.Event{
 		Label:           rec.label,
@@ -204,6 +162,24 @@ func eventSize(p *bbolt.Bucket, key []byte) (int, error) {
 		ProviderEventID: rec.providerEventID,
 		Payload:         rec.payload,
 	}), nil
+}
+
+// loadRecord decodes the stored record under key, its payload still in
+// the database page.
+func loadRecord(p *bbolt.Bucket, key []byte) (store.ID, eventRecord, error) {
+	id, err := decodeID(key)
+	if err != nil {
+		return store.ID{}, eventRecord{}, err
+	}
+	b := p.Bucket([]byte(bucketEvents)).Get(key)
+	if b == nil {
+		return id, eventRecord{}, fmt.Errorf("event %s: %w", id, store.ErrNotFound)
+	}
+	rec, err := decodeEvent(b)
+	if err != nil {
+		return id, eventRecord{}, fmt.Errorf("event %s: %w", id, err)
+	}
+	return id, rec, nil
 }
 
 // deliveries returns how many times the event under key was leased.
