@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime"
 	"net/url"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -19,14 +22,15 @@ import (
 const MaxPayloadDepth = 512
 
 // payloadJSON turns a verified request body into the event's payload: JSON
-// stays as sent (never re-serialised, so the bytes the provider signed are
-// the bytes an agent reads), a form body becomes an object of its fields, and
+// is stored as sent, never re-serialised (the paths' encoders still escape
+// <, > and & inside its strings, as Go's JSON encoder does), a form body becomes an object of its fields, and
 // anything else is carried as base64 with its content type. So is JSON that
-// some path could not deliver as it is: nested past MaxPayloadDepth, or not
-// valid UTF-8 (which JSON text must be, and strict decoders refuse).
+// some path could not deliver as it is (see inlineJSON): nested past
+// MaxPayloadDepth, not valid UTF-8 (which JSON text must be, and strict
+// decoders refuse), or holding a number no float64 can.
 func payloadJSON(contentType string, body []byte) (json.RawMessage, error) {
 	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) > 0 && json.Valid(trimmed) && utf8.Valid(trimmed) && jsonDepth(trimmed) <= MaxPayloadDepth {
+	if inlineJSON(trimmed) {
 		return json.RawMessage(trimmed), nil
 	}
 	mediaType, _, _ := mime.ParseMediaType(contentType)
@@ -56,6 +60,17 @@ func formObject(values url.Values) map[string]any {
 	return out
 }
 
+// inlineJSON reports whether a body is delivered as the JSON it is: valid
+// JSON and UTF-8, nested at most MaxPayloadDepth, and no number past what
+// a float64 holds.
+func inlineJSON(body []byte) bool {
+	if len(body) == 0 || !json.Valid(body) || !utf8.Valid(body) {
+		return false
+	}
+	depth, overflows := measureJSON(body, true)
+	return depth <= MaxPayloadDepth && !overflows
+}
+
 // maxResultDepth is the deepest a result that carries events may nest: the
 // JSON decoders of the SDKs refuse 10,000 levels, and the transports wrap a
 // result in a few more (the JSON-RPC message, the tool result).
@@ -80,9 +95,19 @@ func EncodeResult(v any) (json.RawMessage, error) {
 // jsonDepth returns how deeply valid JSON nests arrays and objects: 0 for a
 // scalar, 1 for a flat object.
 func jsonDepth(data []byte) int {
-	depth, deepest := 0, 0
+	depth, _ := measureJSON(data, false)
+	return depth
+}
+
+// measureJSON walks valid JSON once and returns how deeply it nests and,
+// when numbers is set, whether a number in it is too large for a float64:
+// decoders that read numbers as float64 (the SDKs' own, decoding a result
+// into map[string]any) refuse the whole message that carries one.
+func measureJSON(data []byte, numbers bool) (deepest int, overflows bool) {
+	depth := 0
 	inString, escaped := false, false
-	for _, c := range data {
+	for i := 0; i < len(data); i++ {
+		c := data[i]
 		switch {
 		case escaped:
 			escaped = false
@@ -100,7 +125,16 @@ func jsonDepth(data []byte) int {
 			deepest = max(deepest, depth)
 		case c == ']' || c == '}':
 			depth--
+		case numbers && (c == '-' || (c >= '0' && c <= '9')):
+			end := i + 1
+			for end < len(data) && strings.IndexByte("0123456789.eE+-", data[end]) >= 0 {
+				end++
+			}
+			if _, err := strconv.ParseFloat(string(data[i:end]), 64); errors.Is(err, strconv.ErrRange) {
+				overflows = true
+			}
+			i = end - 1
 		}
 	}
-	return deepest
+	return deepest, overflows
 }

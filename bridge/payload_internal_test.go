@@ -28,6 +28,10 @@ func TestPayloadForms(t *testing.T) {
 		{"depth 10,000", nested(10_000), false},
 		{"depth 100,000", nested(100_000), false},
 		{"invalid UTF-8 in a string", []byte("{\"a\":\"\xff\xfe\"}"), false},
+		{"numbers a float64 holds", []byte(`[123456789012345678901234567890,1e308,-1e-400,0.5e-7]`), true},
+		{"a number past float64", []byte(`{"huge":1e400}`), false},
+		{"a negative number past float64", []byte(`[-1.5e309]`), false},
+		{"a number-like string", []byte(`{"s":"1e400"}`), true},
 		{"not JSON", []byte("hello"), false},
 	}
 	for _, c := range cases {
@@ -70,10 +74,12 @@ func TestJSONDepth(t *testing.T) {
 	}
 }
 
-// FuzzJSONDepth checks the depth scan against encoding/json's decoder,
-// which refuses input nested past 10,000 levels.
+// FuzzJSONDepth checks the scan against encoding/json's decoder: its depth
+// against the tokenizer's, and its verdict on numbers against decoding
+// into any, which fails only on a number past float64 (json.Valid has
+// already refused input nested past 10,000 levels).
 func FuzzJSONDepth(f *testing.F) {
-	for _, s := range []string{`{"a":[1,"]"]}`, `[[["\\"]"]]]`, `{"\u005b":{}}`} {
+	for _, s := range []string{`{"a":[1,"]"]}`, `[[["\\"]"]]]`, `{"\u005b":{}}`, `[1e400,"1e400",-0.0e-999]`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -81,8 +87,13 @@ func FuzzJSONDepth(f *testing.F) {
 			return
 		}
 		want := decodedDepth(data)
-		if got := jsonDepth(data); got != want {
-			t.Fatalf("jsonDepth(%q) = %d, decoder says %d", data, got, want)
+		depth, overflows := measureJSON(data, true)
+		if depth != want {
+			t.Fatalf("measureJSON(%q) depth %d, decoder says %d", data, depth, want)
+		}
+		var v any
+		if decodeErr := json.Unmarshal(data, &v); overflows != (decodeErr != nil) {
+			t.Fatalf("measureJSON(%q) overflows = %v, decoding into any: %v", data, overflows, decodeErr)
 		}
 	})
 }

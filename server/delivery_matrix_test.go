@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -16,36 +17,173 @@ import (
 	"github.com/hookgate/hookgate/clients"
 )
 
-// matrixLoad is one shape of traffic: count events whose bodies are each
-// exactly size bytes.
+// matrixEvent is one webhook of a load: its provider event ID (sent as
+// X-Webhook-Id, so the body may have any shape), its body, and whether the
+// payload is delivered as the JSON sent (inline) or in the base64 form.
+type matrixEvent struct {
+	id     string
+	body   []byte
+	inline bool
+}
+
+// matrixLoad is one shape of traffic.
 type matrixLoad struct {
-	name        string
-	count, size int
+	name   string
+	events []matrixEvent
 }
 
-// The sizes and batches users send: single events up to the ingress limit
-// (1 MiB by default), a burst of GitHub pushes, many small events, many
-// medium ones.
+// padded is a load of count generic JSON bodies of exactly size bytes.
+func padded(name string, count, size int) matrixLoad {
+	l := matrixLoad{name: name}
+	for i := range count {
+		head := fmt.Sprintf(`{"id":"%s-%d","type":"matrix.test","pad":"`, name, i)
+		const tail = `"}`
+		body := []byte(head + strings.Repeat("x", size-len(head)-len(tail)) + tail)
+		l.events = append(l.events, matrixEvent{id: fmt.Sprintf("%s-%d", name, i), body: body, inline: true})
+	}
+	return l
+}
+
+// githubPushes is a load of count GitHub push bodies of about 50 KB each,
+// shaped as GitHub sends them: nested objects, a list of commits whose
+// messages hold non-ASCII text, quotes, newlines and the "<email>" of
+// co-author trailers, written without HTML escaping as GitHub does.
+func githubPushes(name string, count int) matrixLoad {
+	l := matrixLoad{name: name}
+	for i := range count {
+		type person struct {
+			Name     string `json:"name"`
+			Email    string `json:"email"`
+			Username string `json:"username"`
+		}
+		type commit struct {
+			ID        string   `json:"id"`
+			TreeID    string   `json:"tree_id"`
+			Distinct  bool     `json:"distinct"`
+			Message   string   `json:"message"`
+			Timestamp string   `json:"timestamp"`
+			URL       string   `json:"url"`
+			Author    person   `json:"author"`
+			Committer person   `json:"committer"`
+			Added     []string `json:"added"`
+			Removed   []string `json:"removed"`
+			Modified  []string `json:"modified"`
+		}
+		push := map[string]any{
+			"ref": "refs/heads/main", "before": strings.Repeat("a", 40), "after": strings.Repeat("b", 40),
+			"repository": map[string]any{"id": 123456789, "full_name": "octo-org/hello-world", "private": false,
+				"owner": map[string]any{"login": "octo-org", "id": 9919, "type": "Organization"}, "topics": []string{"agents", "webhooks"}},
+			"pusher": map[string]any{"name": "mona", "email": "mona@example.com"},
+			"forced": false, "compare": "https://github.com/octo-org/hello-world/compare/aaaa...bbbb",
+		}
+		var commits []commit
+		for c := 0; ; c++ {
+			commits = append(commits, commit{
+				ID: fmt.Sprintf("%040x", c), TreeID: fmt.Sprintf("%040x", c+1), Distinct: true,
+				Message:   fmt.Sprintf("Fix ünïcödé handling in \"parser\" #%d (修正) 🚀\n\nDetails: a < b && c > d\n\nCo-authored-by: Octo Cat <octocat@example.com>", c),
+				Timestamp: "2026-12-08T04:40:00+01:00", URL: "https://github.com/octo-org/hello-world/commit/" + fmt.Sprintf("%040x", c),
+				Author: person{"Mona Lisa Octocat", "mona@example.com", "mona"}, Committer: person{"GitHub", "noreply@github.com", "web-flow"},
+				Added: []string{"src/new_file.go"}, Removed: []string{}, Modified: []string{"README.md", "src/parser/parser.go", "src/parser/parser_test.go"},
+			})
+			if len(commits)*700 > 50<<10 {
+				break
+			}
+		}
+		push["commits"], push["head_commit"] = commits, commits[len(commits)-1]
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(push)
+		l.events = append(l.events, matrixEvent{id: fmt.Sprintf("%s-%d", name, i), body: bytes.TrimSpace(buf.Bytes()), inline: true})
+	}
+	return l
+}
+
+// oddJSON is a load of bodies at the edges of what a sender may POST:
+// scalars and arrays at the top, escapes of every kind, numbers at the
+// edges of float64, duplicate keys, white space around, the deepest nesting
+// kept as JSON, and bodies delivered in the base64 form (nested past the
+// bound, a number past float64, not UTF-8, not JSON).
+func oddJSON(name string) matrixLoad {
+	deep := func(d int) string { return strings.Repeat("[", d) + strings.Repeat("]", d) }
+	bodies := []struct {
+		body   string
+		inline bool
+	}{
+		{`[1,"two",{"three":3.0}]`, true},
+		{`"just a string"`, true},
+		{`-0.5e-7`, true},
+		{`null`, true},
+		{`{}`, true},
+		{`{"s":"é中文🙂 \" \\ \/ \b\f\n\r\t \u0000 \ud83d\ude00 \u00e9","html":"<b>&amp;</b>","sep":"  "}`, true},
+		{`{"big":123456789012345678901234567890,"tiny":-1e-400,"max":1.7976931348623157e308}`, true},
+		{`{"huge":1e400}`, false},
+		{`{"a":1,"a":2}`, true},
+		{" \n\t{\"ws\":true}\r\n ", true},
+		{deep(512), true},
+		{deep(513), false},
+		{deep(10_000), false},
+		{"{\"a\":\"\xff\xfe\"}", false},
+		{"{\"nul\":\"a\x00b\"}", false},
+		{"hello, world", false},
+	}
+	l := matrixLoad{name: name}
+	for i, b := range bodies {
+		l.events = append(l.events, matrixEvent{id: fmt.Sprintf("%s-%d", name, i), body: []byte(b.body), inline: b.inline})
+	}
+	return l
+}
+
+// The sizes, shapes and batches users send: single events up to the
+// ingress limit (1 MiB by default), GitHub pushes, a batch at poll_events'
+// default limit (50), many small events, many medium ones, and odd JSON.
 var matrixLoads = []matrixLoad{
-	{"1KB", 1, 1 << 10},
-	{"100KB", 1, 100 << 10},
-	{"600KB", 1, 600 << 10},
-	{"max-body", 1, 1 << 20},
-	{"50x12KB", 50, 12 << 10},
-	{"1000x1KB", 1000, 1 << 10},
-	{"200x60KB", 200, 60 << 10},
+	padded("1KB", 1, 1<<10),
+	padded("100KB", 1, 100<<10),
+	padded("600KB", 1, 600<<10),
+	padded("max-body", 1, 1<<20),
+	githubPushes("github-push-20x50KB", 20),
+	padded("50x12KB", 50, 12<<10),
+	padded("1000x1KB", 1000, 1<<10),
+	padded("200x60KB", 200, 60<<10),
+	oddJSON("odd-json"),
 }
 
-// matrixBody is a generic JSON body of exactly size bytes whose "id" (the
-// provider event ID) names the event.
-func matrixBody(load string, i, size int) []byte {
-	head := fmt.Sprintf(`{"id":"%s-%d","type":"matrix.test","pad":"`, load, i)
-	const tail = `"}`
-	return []byte(head + strings.Repeat("x", size-len(head)-len(tail)) + tail)
+// htmlEscaped is JSON as Go's encoding/json writes it back out, which the
+// MCP SDK and every encoder of a JSON-RPC message do: the same text with
+// <, >, & and U+2028, U+2029 (which only stand inside strings) escaped as
+// \u003c, \u003e, \u0026, \u2028, \u2029. The value is the same.
+func htmlEscaped(b []byte) []byte {
+	var out bytes.Buffer
+	json.HTMLEscape(&out, b)
+	return out.Bytes()
 }
 
-// matrixWant is what every path must deliver: each body, by provider ID.
-type matrixWant map[string][]byte
+// matrixWant is what every path must deliver, by provider event ID.
+type matrixWant map[string]matrixEvent
+
+// deliveredAs checks that payload is ev as the contract delivers it: the
+// body as sent (white space around it trimmed) for JSON, else the base64
+// form holding the exact bytes.
+func deliveredAs(payload []byte, ev matrixEvent) error {
+	if ev.inline {
+		want := bytes.TrimSpace(ev.body)
+		if !bytes.Equal(payload, want) && !bytes.Equal(payload, htmlEscaped(want)) {
+			return fmt.Errorf("payload %.120q differs from the %d bytes sent %.120q", payload, len(want), want)
+		}
+		return nil
+	}
+	var form struct {
+		Base64 *string `json:"base64"`
+	}
+	if err := json.Unmarshal(payload, &form); err != nil || form.Base64 == nil {
+		return fmt.Errorf("payload %.120q is not the base64 form", payload)
+	}
+	if raw, err := base64.StdEncoding.DecodeString(*form.Base64); err != nil || !bytes.Equal(raw, ev.body) {
+		return fmt.Errorf("base64 form does not hold the %d bytes sent", len(ev.body))
+	}
+	return nil
+}
 
 // received collects what one path delivered and checks each event against
 // what was sent as it arrives.
@@ -66,12 +204,11 @@ func newReceived(t testing.TB, path string, want matrixWant) *received {
 func (r *received) add(providerID string, payload []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	body, ok := r.want[providerID]
-	switch {
-	case !ok:
+	ev, ok := r.want[providerID]
+	if !ok {
 		r.t.Errorf("%s: unexpected event %q", r.path, providerID)
-	case !bytes.Equal(payload, body):
-		r.t.Errorf("%s: event %s: payload of %d bytes differs from the %d bytes sent", r.path, providerID, len(payload), len(body))
+	} else if err := deliveredAs(payload, ev); err != nil {
+		r.t.Errorf("%s: event %s: %v", r.path, providerID, err)
 	}
 	if r.got[providerID] {
 		return // at-least-once allows a repeat
@@ -129,23 +266,27 @@ func (a *matrixAgent) register(t *testing.T, label string) {
 	a.hookURL[label], a.hookSecret[label] = r.Structured["url"].(string), r.Structured["secret"].(string)
 }
 
-// ingest POSTs every body of the load to the label's URL, signed, with a
-// few senders at once, and requires a 200 for each.
-func (a *matrixAgent) ingest(t *testing.T, label string, bodies [][]byte) {
+// ingest POSTs every event of the load to the label's URL, signed, with
+// its ID in X-Webhook-Id, with a few senders at once, and requires a 200
+// for each.
+func (a *matrixAgent) ingest(t *testing.T, label string, events []matrixEvent) {
 	var wg sync.WaitGroup
-	jobs := make(chan []byte)
+	jobs := make(chan matrixEvent)
 	for range 4 {
 		wg.Go(func() {
-			for body := range jobs {
-				status, resp := post(t, a.hookURL[label], http.Header{"X-Webhook-Signature": {signGeneric(a.hookSecret[label], body)}}, body)
+			for ev := range jobs {
+				status, resp := post(t, a.hookURL[label], http.Header{
+					"X-Webhook-Signature": {signGeneric(a.hookSecret[label], ev.body)},
+					"X-Webhook-Id":        {ev.id},
+				}, ev.body)
 				if status != http.StatusOK {
-					t.Errorf("POST %d bytes to %s: %d %v", len(body), label, status, resp)
+					t.Errorf("POST %d bytes to %s: %d %v", len(ev.body), label, status, resp)
 				}
 			}
 		})
 	}
-	for _, b := range bodies {
-		jobs <- b
+	for _, ev := range events {
+		jobs <- ev
 	}
 	close(jobs)
 	wg.Wait()
@@ -178,11 +319,12 @@ func (a *matrixAgent) pending(label string) (int, error) {
 	return 0, fmt.Errorf("no webhook %q", label)
 }
 
-// drained waits until the label has nothing pending, for at most d.
-func (a *matrixAgent) drained(label string, d time.Duration) func() error {
-	return func() error {
+// drained waits until the label has nothing pending, for at most d, or
+// until ctx ends.
+func (a *matrixAgent) drained(label string, d time.Duration) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
 		deadline := time.Now().Add(d)
-		for {
+		for ctx.Err() == nil {
 			n, err := a.pending(label)
 			if err != nil || n == 0 {
 				return err
@@ -192,6 +334,7 @@ func (a *matrixAgent) drained(label string, d time.Duration) func() error {
 			}
 			time.Sleep(50 * time.Millisecond) // polling against a deadline
 		}
+		return nil
 	}
 }
 
@@ -308,9 +451,9 @@ func pollEvents(t *testing.T, call func(params map[string]any) (json.RawMessage,
 // runDriver runs a client-library driver until it has handed every event
 // to its handler and then, when until is set, until that returns (the
 // driver acked what it handled). It reports failures as errors, so it can
-// run on its own goroutine.
-func runDriver(d clients.Driver, got *received, until func() error) error {
-	ctx, cancel := context.WithCancel(context.Background())
+// run on its own goroutine, and stops quietly when ctx (the test's) ends.
+func runDriver(testCtx context.Context, d clients.Driver, got *received, until func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(testCtx)
 	stopped := make(chan error, 1)
 	go func() {
 		stopped <- d.Run(ctx, func(_ context.Context, e clients.Event) error {
@@ -324,6 +467,8 @@ func runDriver(d clients.Driver, got *received, until func() error) error {
 	}()
 	select {
 	case <-got.full:
+	case <-testCtx.Done():
+		return nil // the test failed elsewhere and is ending
 	case err := <-stopped:
 		return fmt.Errorf("%s: driver stopped: %v", got.path, err)
 	case <-time.After(90 * time.Second):
@@ -332,17 +477,17 @@ func runDriver(d clients.Driver, got *received, until func() error) error {
 		return fmt.Errorf("%s: %d of %d events within 90s", got.path, len(got.got), len(got.want))
 	}
 	if until != nil {
-		return until()
+		return until(testCtx)
 	}
 	return nil
 }
 
 // TestEveryEventReachesTheAgent sends each load and reads it back through
 // every path in both eras: the polling tools, resource reads, events/poll,
-// the SSE and WebSocket feeds, resource subscriptions (2025) and listens
-// (2026), and Events streams. Every event must arrive exactly as sent and
-// end acked; nothing is dead-lettered, and no reply is empty while events
-// wait.
+// the log API that replay reads, the SSE and WebSocket feeds, resource
+// subscriptions (2025) and listens (2026), and Events streams. Every event
+// must arrive as sent (see deliveredAs) and end acked; nothing is
+// dead-lettered, and no reply is empty while events wait.
 func TestEveryEventReachesTheAgent(t *testing.T) {
 	dir := t.TempDir()
 	tokens := map[string]string{}
@@ -359,11 +504,10 @@ func TestEveryEventReachesTheAgent(t *testing.T) {
 	for _, load := range matrixLoads {
 		t.Run(load.name, func(t *testing.T) {
 			want := matrixWant{}
-			bodies := make([][]byte, load.count)
-			for i := range bodies {
-				bodies[i] = matrixBody(load.name, i, load.size)
-				want[fmt.Sprintf("%s-%d", load.name, i)] = bodies[i]
+			for _, ev := range load.events {
+				want[ev.id] = ev
 			}
+			n := len(load.events)
 			cfg := func(token, label string) clients.Config {
 				return clients.Config{Server: g.url, Token: token, Label: label}
 			}
@@ -379,19 +523,20 @@ func TestEveryEventReachesTheAgent(t *testing.T) {
 				"2026 subscriptions/listen": newReceived(t, "2026 subscriptions/listen", want),
 			}
 			var pushWG sync.WaitGroup
+			t.Cleanup(pushWG.Wait) // after a failure, t.Context() stops them
 			pushWG.Go(func() {
-				if err := runDriver(clients.NewSubscriber(cfg(agent.token, subLabel)), pushed["2025 resources/subscribe"], agent.drained(subLabel, time.Minute)); err != nil {
+				if err := runDriver(t.Context(), clients.NewSubscriber(cfg(agent.token, subLabel)), pushed["2025 resources/subscribe"], agent.drained(subLabel, time.Minute)); err != nil {
 					t.Error(err)
 				}
 			})
 			pushWG.Go(func() {
-				if err := runDriver(clients.NewListener(cfg(agent.token, listenLabel)), pushed["2026 subscriptions/listen"], agent.drained(listenLabel, time.Minute)); err != nil {
+				if err := runDriver(t.Context(), clients.NewListener(cfg(agent.token, listenLabel)), pushed["2026 subscriptions/listen"], agent.drained(listenLabel, time.Minute)); err != nil {
 					t.Error(err)
 				}
 			})
 
 			for _, l := range []string{logLabel, subLabel, listenLabel} {
-				agent.ingest(t, l, bodies)
+				agent.ingest(t, l, load.events)
 			}
 			for _, era := range matrixEras {
 				for _, tool := range []string{"poll_events", "check_pending_events"} {
@@ -401,13 +546,13 @@ func TestEveryEventReachesTheAgent(t *testing.T) {
 						a = checkers[era] // it has no label: one principal each
 					}
 					a.register(t, label)
-					a.ingest(t, label, bodies)
+					a.ingest(t, label, load.events)
 					got := newReceived(t, era+" "+tool, want)
 					args := map[string]any{}
 					if tool == "poll_events" {
 						args = map[string]any{"label": label}
 					}
-					drainTool(t, a.eras[era], tool, args, got, load.count)
+					drainTool(t, a.eras[era], tool, args, got, n)
 					got.wait(0)
 					if n, err := a.pending(label); err != nil || n != 0 {
 						t.Errorf("%s: %d events still pending after the loop (%v)", got.path, n, err)
@@ -419,7 +564,7 @@ func TestEveryEventReachesTheAgent(t *testing.T) {
 			// the log or the pending queue, then acked over WebSocket.
 			for _, era := range matrixEras {
 				got := newReceived(t, era+" resources/read", want)
-				readResourcePages(t, agent.eras[era], logLabel, got, load.count)
+				readResourcePages(t, agent.eras[era], logLabel, got, n)
 				got.wait(0)
 			}
 			legacy := newRawSession(t, g.url, agent.token, "2025-11-25")
@@ -443,19 +588,27 @@ func TestEveryEventReachesTheAgent(t *testing.T) {
 				},
 			} {
 				got := newReceived(t, era+" events/poll", want)
-				pollEvents(t, call, logLabel, got, load.count)
+				pollEvents(t, call, logLabel, got, n)
 				got.wait(0)
 			}
+			replayed := newReceived(t, "GET /v1/events (replay)", want)
+			if err := clients.ReadLog(t.Context(), clients.LogQuery{Server: g.url, Token: agent.token, Label: logLabel}, func(e clients.Event) error {
+				replayed.add(e.ProviderEventID, e.Payload)
+				return nil
+			}); err != nil {
+				t.Fatalf("replay: %v", err)
+			}
+			replayed.wait(0)
 			for name, d := range map[string]clients.Driver{
 				"SSE /v1/stream":        clients.NewSSE(cfg(agent.token, logLabel)),
 				"events/stream":         clients.NewEventsStream(cfg(agent.token, logLabel)),
 				"events/poll (clients)": clients.NewEventsPoller(cfg(agent.token, logLabel)),
 			} {
-				if err := runDriver(d, newReceived(t, name, want), nil); err != nil {
+				if err := runDriver(t.Context(), d, newReceived(t, name, want), nil); err != nil {
 					t.Error(err)
 				}
 			}
-			if err := runDriver(clients.NewWebSocket(cfg(agent.token, logLabel)), newReceived(t, "WebSocket /v1/ws", want), agent.drained(logLabel, time.Minute)); err != nil {
+			if err := runDriver(t.Context(), clients.NewWebSocket(cfg(agent.token, logLabel)), newReceived(t, "WebSocket /v1/ws", want), agent.drained(logLabel, time.Minute)); err != nil {
 				t.Error(err)
 			}
 
