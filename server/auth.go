@@ -49,44 +49,27 @@ func CreateToken(ctx context.Context, s store.Store, principal string, now time.
 // each start that creates one supersedes the one before.
 const DevTokenName = "dev-token"
 
-// devTokenCurrent is the key of the record naming the current development
-// token: a Token whose Name is that token's hash. It is not hex, so no
-// token's hash can equal it, and it has no principal.
-//
-// The store has no way to delete a token (a DeleteToken(ctx, hash) would
-// let CreateDevToken remove the old hash instead), so superseded development
-// tokens stay stored and tokenByHash refuses them.
-const devTokenCurrent = "dev-token:current"
-
-// CreateDevToken stores a new development token for DevPrincipal and makes
-// it the only development token accepted: the previous one stops working.
+// CreateDevToken stores a new development token for DevPrincipal and
+// deletes every earlier one, so the previous development token stops
+// working: there is one at a time.
 func CreateDevToken(ctx context.Context, s store.Store, now time.Time) (string, error) {
 	token := tokenPrefix + strings.ToLower(rand.Text())
 	hash := HashToken(token)
 	if err := s.PutToken(ctx, store.Token{Hash: hash, Principal: DevPrincipal, Name: DevTokenName, CreatedAt: now.UTC()}); err != nil {
 		return "", fmt.Errorf("create development token: %w", err)
 	}
-	if err := s.PutToken(ctx, store.Token{Hash: devTokenCurrent, Name: hash, CreatedAt: now.UTC()}); err != nil {
+	tokens, err := s.Tokens(ctx)
+	if err != nil {
 		return "", fmt.Errorf("create development token: %w", err)
 	}
+	for _, t := range tokens {
+		if t.Name == DevTokenName && t.Hash != hash {
+			if err := s.DeleteToken(ctx, t.Hash); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return "", fmt.Errorf("create development token: retire the previous one: %w", err)
+			}
+		}
+	}
 	return token, nil
-}
-
-// tokenByHash looks up a stored token by its hash, answering
-// store.ErrNotFound for a development token that a newer one superseded.
-func tokenByHash(ctx context.Context, s store.Store, hash string) (store.Token, error) {
-	t, err := s.TokenByHash(ctx, hash)
-	if err != nil || t.Name != DevTokenName {
-		return t, err
-	}
-	current, err := s.TokenByHash(ctx, devTokenCurrent)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && current.Name != hash) {
-		return store.Token{}, fmt.Errorf("development token superseded: %w", store.ErrNotFound)
-	}
-	if err != nil {
-		return store.Token{}, err
-	}
-	return t, nil
 }
 
 // requireToken wraps h so each request must carry a bearer token stored in s;
@@ -100,7 +83,7 @@ func requireToken(s store.Store, h http.Handler) http.Handler {
 		if l, ok := lookedUp(ctx, token); ok {
 			t, err = l.token, l.err
 		} else {
-			t, err = tokenByHash(ctx, s, HashToken(token))
+			t, err = s.TokenByHash(ctx, HashToken(token))
 		}
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, auth.ErrInvalidToken

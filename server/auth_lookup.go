@@ -37,7 +37,7 @@ func lookupToken(s store.Store, h http.Handler) http.Handler {
 			return
 		}
 		hash := HashToken(strings.TrimSpace(token))
-		t, err := tokenByHash(r.Context(), s, hash)
+		t, err := s.TokenByHash(r.Context(), hash)
 		if errors.Is(err, store.ErrUnavailable) {
 			w.Header().Set("Retry-After", retryAfterSeconds)
 			w.Header().Set("Content-Type", "application/json")

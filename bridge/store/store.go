@@ -297,6 +297,11 @@ type Store interface {
 	PutToken(ctx context.Context, t Token) error
 	// TokenByHash returns the stored token, or ErrNotFound.
 	TokenByHash(ctx context.Context, hash string) (Token, error)
+	// Tokens lists every stored token, ordered by hash.
+	Tokens(ctx context.Context) ([]Token, error)
+	// DeleteToken removes a token, so it is refused from then on, or
+	// returns ErrNotFound.
+	DeleteToken(ctx context.Context, hash string) error
 
 	// Compact deletes events older than their registration's TTL (measured
 	// from the ID's time), with their dedup records and lease state, and

@@ -270,4 +270,46 @@ func (s *boltStore) TokenByHash(ctx context.Context, hash string) (store.Token, 
 	return t, nil
 }
 
+// Tokens implements store.Store.
+func (s *boltStore) Tokens(ctx context.Context) ([]store.Token, error) {
+	if err := s.gate.Enter(ctx); err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	defer s.gate.Leave()
+	tokens := []store.Token{}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket([]byte(bucketTokens)).ForEach(func(_, b []byte) error {
+			var t store.Token
+			if err := json.Unmarshal(b, &t); err != nil {
+				return fmt.Errorf("%w: token: %w", errCorrupt, err)
+			}
+			tokens = append(tokens, t)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	return tokens, nil
+}
+
+// DeleteToken implements store.Store.
+func (s *boltStore) DeleteToken(ctx context.Context, hash string) error {
+	if err := s.gate.Enter(ctx); err != nil {
+		return fmt.Errorf("delete token: %w", err)
+	}
+	defer s.gate.Leave()
+	err := s.committer.do(ctx, func(tx *bbolt.Tx) error {
+		tokens := tx.Bucket([]byte(bucketTokens))
+		if hash == "" || tokens.Get([]byte(hash)) == nil {
+			return store.ErrNotFound
+		}
+		return tokens.Delete([]byte(hash))
+	})
+	if err != nil {
+		return fmt.Errorf("delete token: %w", err)
+	}
+	return nil
+}
+
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

@@ -311,3 +311,51 @@ func (s *redisStore) TokenByHash(ctx context.Context, hash string) (store.Token,
 	}
 	return t, nil
 }
+
+// Tokens implements store.Store.
+func (s *redisStore) Tokens(ctx context.Context) ([]store.Token, error) {
+	const what = "list tokens"
+	if err := s.gate.Enter(ctx); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer s.gate.Leave()
+	all, err := s.rdb.HGetAll(ctx, s.keys.global(keyTokens)).Result()
+	if err != nil {
+		return nil, fail(ctx, what, err)
+	}
+	tokens := make([]store.Token, 0, len(all))
+	for _, raw := range all {
+		var t store.Token
+		if err := json.Unmarshal([]byte(raw), &t); err != nil {
+			return nil, fmt.Errorf("%s: %w: %w", what, errCorrupt, err)
+		}
+		tokens = append(tokens, t)
+	}
+	slices.SortFunc(tokens, func(a, b store.Token) int { return strings.Compare(a.Hash, b.Hash) })
+	return tokens, nil
+}
+
+// DeleteToken implements store.Store.
+func (s *redisStore) DeleteToken(ctx context.Context, hash string) error {
+	const what = "delete token"
+	if err := s.gate.Enter(ctx); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	defer s.gate.Leave()
+	if hash == "" {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	var n int64
+	err := s.write(ctx, func(c goredis.Cmdable) error {
+		var err error
+		n, err = c.HDel(ctx, s.keys.global(keyTokens), hash).Result()
+		return err
+	})
+	if err != nil {
+		return fail(ctx, what, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return nil
+}

@@ -44,6 +44,8 @@ func testCancelled(t *testing.T, e *env) {
 		{"DeleteRegistration", func() error { return e.s.DeleteRegistration(ctx, alice, r.Label) }},
 		{"PutToken", func() error { return e.s.PutToken(ctx, store.Token{Hash: "ffff", Principal: alice}) }},
 		{"TokenByHash", func() error { _, err := e.s.TokenByHash(ctx, "ffff"); return err }},
+		{"Tokens", func() error { _, err := e.s.Tokens(ctx); return err }},
+		{"DeleteToken", func() error { return e.s.DeleteToken(ctx, "ffff") }},
 		{"Compact", func() error { _, err := e.s.Compact(ctx); return err }},
 		{"Ping", func() error { return e.s.Ping(ctx) }},
 	}

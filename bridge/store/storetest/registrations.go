@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -169,6 +170,7 @@ func testRegistrationUnknown(t *testing.T, e *env) {
 func tokenTests() []testCase {
 	return []testCase{
 		{"PutAndLookup", testTokens},
+		{"ListAndDelete", testTokenDelete},
 	}
 }
 
@@ -191,4 +193,39 @@ func testTokens(t *testing.T, e *env) {
 	}
 	_, err = e.s.TokenByHash(e.ctx, "0000")
 	wantErrIs(t, "TokenByHash of an unknown hash", err, store.ErrNotFound)
+}
+
+func testTokenDelete(t *testing.T, e *env) {
+	if list, err := e.s.Tokens(e.ctx); err != nil || len(list) != 0 {
+		t.Fatalf("Tokens of an empty store = %v, %v; want [] and no error", list, err)
+	}
+	for _, h := range []string{"bbbb", "aaaa", "cccc"} {
+		if err := e.s.PutToken(e.ctx, store.Token{Hash: h, Principal: alice, Name: "n-" + h, CreatedAt: e.clock.Now()}); err != nil {
+			t.Fatalf("PutToken %s: %v", h, err)
+		}
+	}
+	if err := e.s.DeleteToken(e.ctx, "bbbb"); err != nil {
+		t.Fatalf("DeleteToken: %v", err)
+	}
+	_, err := e.s.TokenByHash(e.ctx, "bbbb")
+	wantErrIs(t, "TokenByHash of a deleted token", err, store.ErrNotFound)
+	wantErrIs(t, "DeleteToken again", e.s.DeleteToken(e.ctx, "bbbb"), store.ErrNotFound)
+	wantErrIs(t, "DeleteToken of an unknown hash", e.s.DeleteToken(e.ctx, "dddd"), store.ErrNotFound)
+	if e.h.Reopen != nil {
+		e.reopen()
+	}
+	list, err := e.s.Tokens(e.ctx)
+	if err != nil {
+		t.Fatalf("Tokens: %v", err)
+	}
+	var hashes []string
+	for _, tok := range list {
+		hashes = append(hashes, tok.Hash)
+		if tok.Principal != alice || tok.Name != "n-"+tok.Hash {
+			t.Errorf("Tokens holds %+v, want its principal and name kept", tok)
+		}
+	}
+	if want := []string{"aaaa", "cccc"}; !slices.Equal(hashes, want) {
+		t.Fatalf("Tokens after delete and reopen = %v, want %v in hash order", hashes, want)
+	}
 }
