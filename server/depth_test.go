@@ -110,11 +110,13 @@ func TestDeepPayloadsReachEveryPath(t *testing.T) {
 		deepCheck(t, path, label, ids[label], sent, deepEventsPoll(t, g.url, g.token, path, label, len(sent)))
 	}
 	// The feeds stay open, at the tail of their label, for the SIGTERM below.
-	var feeds []*deepFeed
+	var feeds []*feedStream
 	for _, label := range labels {
 		path := "GET /v1/stream " + label
-		f := openDeepFeed(t, g.url, g.token, path, label)
-		deepCheck(t, path, label, ids[label], sent, f.next(t, len(sent)))
+		start := time.Now()
+		f := openFeedURL(t, g.url+"/v1/stream?after=0-0&label="+url.QueryEscape(label), g.token, "")
+		deepTimed(t, path, "GET", start)
+		deepCheck(t, path, label, ids[label], sent, deepFeedEvents(t, f, path, len(sent)))
 		feeds = append(feeds, f)
 	}
 
@@ -139,8 +141,8 @@ func TestDeepPayloadsReachEveryPath(t *testing.T) {
 	}
 	t.Logf("exited %s after SIGTERM", time.Since(start).Round(time.Millisecond))
 	g.waitExit() // requires exit status 0
-	for i, f := range feeds {
-		f.waitEnd(t, "GET /v1/stream "+labels[i])
+	for _, f := range feeds {
+		f.waitEnd(t)
 	}
 }
 
@@ -372,89 +374,20 @@ func deepEvCall(t *testing.T, base, token, path, method string, params map[strin
 	return msg.Result
 }
 
-// deepFeed reads GET /v1/stream in the background. feedStream's reader
-// stops at 64 KiB lines; a deep event is a line of hundreds of KiB.
-type deepFeed struct {
-	path   string
-	events chan sseEvent // the blocks that carry an event; closed when the stream ends
-}
-
-// openDeepFeed opens the label's feed from the oldest event.
-func openDeepFeed(t *testing.T, base, token, path, label string) *deepFeed {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/stream?after=0-0&label="+url.QueryEscape(label), nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	start := time.Now()
-	hung := time.AfterFunc(deepCallTimeout, cancel)
-	resp, err := http.DefaultClient.Do(req)
-	hung.Stop()
-	if err != nil {
-		t.Fatalf("%s: after %s: %v", path, time.Since(start).Round(time.Millisecond), err)
-	}
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
-		resp.Body.Close()
-		t.Fatalf("%s: %d %s", path, resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	deepTimed(t, path, "GET", start)
-	f := &deepFeed{path: path, events: make(chan sseEvent, 16)}
-	go func() {
-		defer close(f.events)
-		defer resp.Body.Close()
-		for ev := range sseEvents(resp.Body) {
-			if ev.data == "" {
-				continue // the preamble, a heartbeat
-			}
-			select {
-			case f.events <- ev:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return f
-}
-
-// next returns the next n events, each of which must arrive within
-// deepCallLimit.
-func (f *deepFeed) next(t *testing.T, n int) []testEvent {
+// deepFeedEvents returns the next n events of a feed, each of which must
+// arrive within deepCallLimit.
+func deepFeedEvents(t *testing.T, f *feedStream, path string, n int) []testEvent {
 	t.Helper()
 	var out []testEvent
 	for len(out) < n {
 		start := time.Now()
-		select {
-		case ev, ok := <-f.events:
-			if !ok {
-				t.Fatalf("%s: the stream ended after %d of %d events", f.path, len(out), n)
-			}
-			deepTimed(t, f.path, fmt.Sprintf("event %d", len(out)+1), start)
-			var e testEvent
-			if err := json.Unmarshal([]byte(ev.data), &e); err != nil || ev.id != e.ID {
-				t.Fatalf("%s: block id %q data %.200s: %v", f.path, ev.id, ev.data, err)
-			}
-			out = append(out, e)
-		case <-time.After(deepCallTimeout):
-			t.Fatalf("%s: %d of %d events, then nothing for %s", f.path, len(out), n, deepCallTimeout)
+		ev := f.nextEvent(t)
+		deepTimed(t, path, fmt.Sprintf("event %d", len(out)+1), start)
+		var e testEvent
+		if err := json.Unmarshal([]byte(ev.data), &e); err != nil || ev.id != e.ID {
+			t.Fatalf("%s: block id %q data %.200s: %v", path, ev.id, ev.data, err)
 		}
+		out = append(out, e)
 	}
 	return out
-}
-
-// waitEnd requires the stream to end, with no further event, within
-// deepExitLimit.
-func (f *deepFeed) waitEnd(t *testing.T, path string) {
-	t.Helper()
-	deadline := time.After(deepExitLimit)
-	for {
-		select {
-		case ev, ok := <-f.events:
-			if !ok {
-				return
-			}
-			t.Errorf("%s: unexpected event %s", path, ev.id)
-		case <-deadline:
-			t.Fatalf("%s: still open %s after the process exited", path, deepExitLimit)
-		}
-	}
 }

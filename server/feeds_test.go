@@ -17,53 +17,42 @@ import (
 // feedWait bounds each wait of the feed tests; none takes it unless broken.
 const feedWait = 15 * time.Second
 
-// feedBlock is one block of GET /v1/stream, up to its blank line.
-type feedBlock struct {
-	id, event, data string
-}
-
 // feedStream reads GET /v1/stream in the background so a test can wait for
-// each block with a deadline.
+// each block (an sseEvent) with a deadline. Its reader takes lines of up to
+// 8 MiB, so an event up to the ingress limit arrives whole.
 type feedStream struct {
 	resp   *http.Response
-	blocks chan feedBlock
+	blocks chan sseEvent
 }
 
+// openFeed opens the principal's whole feed, resuming after lastEventID
+// when it is not empty.
 func openFeed(t *testing.T, base, token, lastEventID string) *feedStream {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, base+"/v1/stream", nil)
+	return openFeedURL(t, base+"/v1/stream", token, lastEventID)
+}
+
+// openFeedURL opens the feed at url (with its query: after=, label=).
+func openFeedURL(t *testing.T, url, token, lastEventID string) *feedStream {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	if lastEventID != "" {
 		req.Header.Set("Last-Event-ID", lastEventID)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("GET /v1/stream: %v", err)
+		t.Fatalf("GET %s: %v", url, err)
 	}
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
 		resp.Body.Close()
-		t.Fatalf("GET /v1/stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	s := &feedStream{resp: resp, blocks: make(chan feedBlock, 16)}
+	s := &feedStream{resp: resp, blocks: make(chan sseEvent, 16)}
 	go func() {
 		defer close(s.blocks)
-		sc := bufio.NewScanner(resp.Body)
-		var b feedBlock
-		for sc.Scan() {
-			field, value, _ := strings.Cut(sc.Text(), ": ")
-			switch field {
-			case "":
-				if sc.Text() == "" {
-					s.blocks <- b
-					b = feedBlock{}
-				}
-			case "id":
-				b.id = value
-			case "event":
-				b.event = value
-			case "data":
-				b.data = value
-			}
+		for ev := range sseEvents(resp.Body) {
+			s.blocks <- ev
 		}
 	}()
 	t.Cleanup(func() { resp.Body.Close() })
@@ -71,7 +60,7 @@ func openFeed(t *testing.T, base, token, lastEventID string) *feedStream {
 }
 
 // nextEvent returns the next block that carries an event.
-func (s *feedStream) nextEvent(t *testing.T) feedBlock {
+func (s *feedStream) nextEvent(t *testing.T) sseEvent {
 	t.Helper()
 	deadline := time.After(feedWait)
 	for {
