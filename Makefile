@@ -11,6 +11,8 @@ FUZZTIME ?= 50000x
 # The dashboard's browser test: Debian's Chromium, driven by playwright-core from npm.
 CHROMIUM     := /usr/bin/chromium
 BROWSER_TEST := server/testdata/browser
+# The official TypeScript MCP SDK client, an agent in the legacy-loop test.
+TS_CLIENT    := server/testdata/tsclient
 
 .PHONY: build run test deps check fuzz bench clean
 
@@ -23,13 +25,14 @@ run: build
 
 ## deps: install what the tests need on a fresh Debian machine, each only when missing:
 ## Go modules; redis-server (the Redis backend's tests start their own servers on free
-## ports); for the dashboard's browser test Debian's chromium, nodejs and npm, and
-## playwright-core (npm ci in $(BROWSER_TEST)). The browser test skips, saying so, when
-## chromium cannot be installed; with chromium it needs Node.js 20+, and deps fails
-## saying so when that cannot be installed.
+## ports); nodejs and npm with the TypeScript MCP SDK (npm ci in $(TS_CLIENT)), whose
+## client the legacy-loop test runs as the agent; for the dashboard's browser test
+## Debian's chromium and playwright-core (npm ci in $(BROWSER_TEST)), which need
+## Node.js 20+. The browser test skips, saying so, when chromium cannot be installed;
+## for anything else deps fails, naming what is missing.
 deps:
 	$(GO) mod download
-	./scripts/deps.sh $(CHROMIUM) $(BROWSER_TEST)
+	./scripts/deps.sh $(CHROMIUM) $(BROWSER_TEST) $(TS_CLIENT)
 
 ## check: formatting and vet.
 check:

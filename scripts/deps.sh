@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # deps.sh installs what `make test` needs on a fresh Debian machine, each
-# only when it is missing: redis-server (the Redis backend's tests start their
-# own servers on free ports), and for the dashboard's browser test Debian's
-# chromium, Node.js 20+ with npm (Debian packages nodejs and npm) and
-# playwright-core from npm. The browser test skips, saying so, only when
-# chromium is not installed; with chromium installed it needs node and
-# playwright-core, and fails without them, so this script stops with an
-# error instead of letting `make test` fail later.
-# Usage: scripts/deps.sh CHROMIUM BROWSER_TEST_DIR
+# only when it is missing:
+#   - redis-server: the Redis backend's tests start their own servers on
+#     free ports;
+#   - Node.js with npm (Debian packages nodejs and npm), and the official
+#     TypeScript MCP SDK (npm ci in TS_CLIENT_DIR): the legacy-loop test
+#     runs that SDK's client as the agent;
+#   - Debian's chromium and playwright-core (npm ci in BROWSER_TEST_DIR) for
+#     the dashboard's browser test, which needs Node.js 20+.
+# The browser test skips, saying so, only when chromium is not installed;
+# every other test fails without what it needs, so this script stops with an
+# error naming it instead of letting `make test` fail later.
+# Usage: scripts/deps.sh CHROMIUM BROWSER_TEST_DIR TS_CLIENT_DIR
 set -u
 chromium=${1:-/usr/bin/chromium}
 browser_dir=${2:-server/testdata/browser}
-playwright="$browser_dir/node_modules/playwright-core/package.json"
+ts_dir=${3:-server/testdata/tsclient}
 
 can_apt() { command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; }
 
@@ -25,9 +29,17 @@ apt_install() {
 	done
 }
 
+# fail stops with a message on stderr.
+fail() {
+	echo "deps: $*" >&2
+	exit 1
+}
+
 need=""
 command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
 [ -x "$chromium" ] || need="$need chromium"
+command -v node >/dev/null 2>&1 || need="$need nodejs"
+command -v npm >/dev/null 2>&1 || need="$need npm"
 if [ -n "$need" ]; then
 	if can_apt; then
 		apt_install $need
@@ -35,34 +47,25 @@ if [ -n "$need" ]; then
 		echo "deps: missing$need and cannot install here (needs apt-get as root)"
 	fi
 fi
-if ! command -v redis-server >/dev/null 2>&1; then
-	echo "deps: redis-server is required by the Redis backend's tests" >&2
-	exit 1
+command -v redis-server >/dev/null 2>&1 || fail "redis-server is required by the Redis backend's tests"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	fail "Node.js with npm is required (the legacy-loop test runs the TypeScript MCP SDK client, and the browser test playwright-core): install Node.js 20+ with npm, or those tests will fail"
 fi
+
+# npm_ci installs a test's npm packages unless marker shows they are there.
+npm_ci() {
+	local dir=$1 marker=$2 what=$3
+	[ -f "$dir/node_modules/$marker/package.json" ] && return 0
+	echo "deps: installing $marker for $what (npm ci in $dir)"
+	(cd "$dir" && npm ci --no-audit --no-fund) ||
+		fail "npm ci in $dir failed; $what will fail until $marker is installed there"
+}
+
+npm_ci "$ts_dir" @modelcontextprotocol/sdk "the TypeScript client test"
+
 if [ ! -x "$chromium" ]; then
 	echo "deps: chromium is not installed at $chromium: the browser test will skip"
 	exit 0
-fi
-if [ -f "$playwright" ]; then
-	exit 0
-fi
-
-# Chromium is here, so the browser test will run: it needs node and
-# playwright-core, which npm installs.
-need=""
-command -v node >/dev/null 2>&1 || need="$need nodejs"
-command -v npm >/dev/null 2>&1 || need="$need npm"
-if [ -n "$need" ]; then
-	if can_apt; then
-		apt_install $need
-	else
-		echo "deps: chromium is installed, so the browser test will run, but it needs$need and they cannot be installed here (needs apt-get as root): install Node.js 20+ with npm, or the browser test will fail" >&2
-		exit 1
-	fi
-fi
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-	echo "deps: chromium is installed, so the browser test will run, but node or npm is still missing after apt-get: install Node.js 20+ with npm, or the browser test will fail" >&2
-	exit 1
 fi
 version=$(node --version 2>/dev/null)
 major=${version#v}
@@ -71,11 +74,6 @@ case "$major" in
 '' | *[!0-9]*) major=0 ;;
 esac
 if [ "$major" -lt 20 ]; then
-	echo "deps: node ${version:-of unknown version} is older than 20, which playwright-core needs: install Node.js 20+ (e.g. from NodeSource), or the browser test will fail" >&2
-	exit 1
+	fail "node ${version:-of unknown version} is older than 20, which playwright-core needs: install Node.js 20+ (e.g. from NodeSource), or the browser test will fail"
 fi
-echo "deps: installing playwright-core for the browser test (npm ci in $browser_dir)"
-if ! (cd "$browser_dir" && npm ci --no-audit --no-fund); then
-	echo "deps: npm ci in $browser_dir failed; the browser test will fail until playwright-core is installed there" >&2
-	exit 1
-fi
+npm_ci "$browser_dir" playwright-core "the browser test"

@@ -12,9 +12,9 @@ import (
 // here (apt-get records its arguments and "installs" nodejs and npm as
 // stubs in the same directory; it never runs the real apt-get).
 type depsRig struct {
-	t                    *testing.T
-	bin, aptLog, npmLog  string
-	chromium, browserDir string
+	t                           *testing.T
+	bin, aptLog, npmLog         string
+	chromium, browserDir, tsDir string
 }
 
 func newDepsRig(t *testing.T, uid string, chromium bool) *depsRig {
@@ -27,8 +27,9 @@ func newDepsRig(t *testing.T, uid string, chromium bool) *depsRig {
 		npmLog:     filepath.Join(dir, "npm.log"),
 		chromium:   filepath.Join(dir, "chromium"),
 		browserDir: filepath.Join(dir, "browser"),
+		tsDir:      filepath.Join(dir, "tsclient"),
 	}
-	for _, d := range []string{r.bin, r.browserDir} {
+	for _, d := range []string{r.bin, r.browserDir, r.tsDir} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -39,7 +40,7 @@ func newDepsRig(t *testing.T, uid string, chromium bool) *depsRig {
 	r.stub(filepath.Join(r.bin, "id"), "echo "+uid+"\n")
 	r.stub(filepath.Join(r.bin, "redis-server"), "exit 0\n")
 	node := "#!/bin/sh\necho v20.11.0\n"
-	npm := "#!/bin/sh\necho \"$@\" >> " + r.npmLog + "\n/bin/mkdir -p node_modules/playwright-core && echo {} > node_modules/playwright-core/package.json\n"
+	npm := "#!/bin/sh\necho \"$PWD $@\" >> " + r.npmLog + "\n/bin/mkdir -p node_modules/playwright-core node_modules/@modelcontextprotocol/sdk && echo {} > node_modules/playwright-core/package.json && echo {} > node_modules/@modelcontextprotocol/sdk/package.json\n"
 	r.stub(filepath.Join(r.bin, "apt-get"), `echo "$@" >> `+r.aptLog+`
 for a in "$@"; do
 	case "$a" in
@@ -67,7 +68,7 @@ func (r *depsRig) run() (string, error) {
 	if err != nil {
 		r.t.Skip("no bash")
 	}
-	cmd := exec.Command(bash, filepath.Join("..", "scripts", "deps.sh"), r.chromium, r.browserDir)
+	cmd := exec.Command(bash, filepath.Join("..", "scripts", "deps.sh"), r.chromium, r.browserDir, r.tsDir)
 	cmd.Env = []string{"PATH=" + r.bin, "HOME=" + r.t.TempDir()}
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -80,7 +81,7 @@ func readOrEmpty(path string) string {
 
 // TestDepsInstallsNodeWhenChromiumIsThere: with chromium installed but no
 // node or npm, deps.sh (as root) asks apt-get for nodejs and npm, then runs
-// npm ci, and claims no skip.
+// npm ci for the TypeScript client and the browser test, and claims no skip.
 func TestDepsInstallsNodeWhenChromiumIsThere(t *testing.T) {
 	r := newDepsRig(t, "0", true)
 	out, err := r.run()
@@ -88,8 +89,11 @@ func TestDepsInstallsNodeWhenChromiumIsThere(t *testing.T) {
 	if err != nil || !strings.Contains(apt, "install -y -qq nodejs") || !strings.Contains(apt, "install -y -qq npm") {
 		t.Fatalf("deps.sh: err %v; apt-get calls:\n%s\noutput:\n%s", err, apt, out)
 	}
-	if npm := readOrEmpty(r.npmLog); !strings.Contains(npm, "ci") {
-		t.Fatalf("npm was not run with ci (calls %q); output:\n%s", npm, out)
+	npm := readOrEmpty(r.npmLog)
+	for _, dir := range []string{r.tsDir, r.browserDir} {
+		if !strings.Contains(npm, dir+" ci") {
+			t.Fatalf("npm ci did not run in %s (calls %q); output:\n%s", dir, npm, out)
+		}
 	}
 	if strings.Contains(out, "skip") {
 		t.Fatalf("deps.sh claims a skip with chromium installed:\n%s", out)
@@ -111,12 +115,17 @@ func TestDepsWithoutRootFailsClearly(t *testing.T) {
 }
 
 // TestDepsWithoutChromiumSkipsHonestly: when chromium cannot be installed
-// the browser test skips, as deps.sh says, and node is not installed for it.
+// the browser test skips, as deps.sh says, and its packages are not
+// installed; node and the TypeScript client, which other tests need, are.
 func TestDepsWithoutChromiumSkipsHonestly(t *testing.T) {
 	r := newDepsRig(t, "0", false)
 	out, err := r.run()
 	apt := readOrEmpty(r.aptLog)
-	if err != nil || !strings.Contains(out, "will skip") || !strings.Contains(apt, "install -y -qq chromium") || strings.Contains(apt, "nodejs") {
+	if err != nil || !strings.Contains(out, "will skip") || !strings.Contains(apt, "install -y -qq chromium") || !strings.Contains(apt, "install -y -qq nodejs") {
 		t.Fatalf("deps.sh without chromium: err %v; apt-get calls:\n%s\noutput:\n%s", err, apt, out)
+	}
+	npm := readOrEmpty(r.npmLog)
+	if !strings.Contains(npm, r.tsDir+" ci") || strings.Contains(npm, r.browserDir) {
+		t.Fatalf("npm calls %q: want npm ci for the TypeScript client only; output:\n%s", npm, out)
 	}
 }

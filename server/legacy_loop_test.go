@@ -1,8 +1,14 @@
 package server_test
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -150,5 +156,52 @@ func TestLegacyLoopLeaseRunsOut(t *testing.T) {
 	}
 	if b := checkPending(t, cs); len(b.Events) != 0 || b.Remaining != 0 {
 		t.Fatalf("after acking every event: %+v, want nothing", b)
+	}
+}
+
+// TestLegacyLoopTypeScriptClient runs the same loops with the official
+// TypeScript MCP SDK client as the agent (testdata/tsclient, installed by
+// `make deps`): acking or not, it stops after three calls with all 25
+// events, oldest first.
+func TestLegacyLoopTypeScriptClient(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("the TypeScript client test needs Node.js on PATH (`make deps` installs it): %v", err)
+	}
+	dir, err := filepath.Abs(filepath.Join("testdata", "tsclient"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@modelcontextprotocol", "sdk", "package.json")); err != nil {
+		t.Fatalf("the TypeScript MCP SDK is not installed in %s: run `make deps` (npm ci there): %v", dir, err)
+	}
+	for _, mode := range []string{"ack", "noack"} {
+		t.Run(mode, func(t *testing.T) {
+			g := startGateway(t, t.TempDir())
+			posted := ingestLegacy(t, connect(t, g.url, g.token, ""), "legacy-ts")
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "legacy_loop.mjs"), g.url+"/mcp", g.token, mode)
+			cmd.Dir = dir
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("node legacy_loop.mjs %s: %v\n%s", mode, err, stderr.String())
+			}
+			var run struct {
+				Remaining []int    `json:"remaining"`
+				IDs       []string `json:"ids"`
+			}
+			if err := json.Unmarshal(out, &run); err != nil {
+				t.Fatalf("decode %q: %v", out, err)
+			}
+			if want := []int{15, 5, 0}; !slices.Equal(run.Remaining, want) {
+				t.Errorf("remaining per call = %v, want %v (three calls)", run.Remaining, want)
+			}
+			if !slices.Equal(run.IDs, posted) {
+				t.Fatalf("the TypeScript agent received %v, want the %d posted events in order %v", run.IDs, len(posted), posted)
+			}
+		})
 	}
 }
