@@ -153,6 +153,11 @@ func decodeEvents(raw json.RawMessage) ([]Event, error) {
 		}
 		list = obj.Events
 	}
+	return decodeEventList(list)
+}
+
+// decodeEventList decodes each event of a list.
+func decodeEventList(list []json.RawMessage) ([]Event, error) {
 	events := make([]Event, 0, len(list))
 	for _, item := range list {
 		e, err := decodeEvent(item)

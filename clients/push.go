@@ -167,7 +167,17 @@ func catchUp(ctx context.Context, s *mcpSession, uri string, cursor *string, r *
 		if len(res.Contents) == 0 {
 			return fmt.Errorf("read %s: no contents", uri)
 		}
-		events, err := decodeEvents([]byte(res.Contents[0].Text))
+		// The server bounds a page by bytes as well as by count, so a
+		// short page is not the end: hasMore says whether one follows. A
+		// server that does not send it bounds pages by count only.
+		var page struct {
+			Events  []json.RawMessage `json:"events"`
+			HasMore *bool             `json:"hasMore"`
+		}
+		if err := json.Unmarshal([]byte(res.Contents[0].Text), &page); err != nil {
+			return fmt.Errorf("read %s: decode events: %w", uri, err)
+		}
+		events, err := decodeEventList(page.Events)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", uri, err)
 		}
@@ -177,24 +187,14 @@ func catchUp(ctx context.Context, s *mcpSession, uri string, cursor *string, r *
 			}
 			*cursor = e.ID
 		}
-		if !morePages([]byte(res.Contents[0].Text), len(events)) {
+		more := len(events) == pageSize
+		if page.HasMore != nil {
+			more = *page.HasMore
+		}
+		if !more {
 			return nil
 		}
 	}
-}
-
-// morePages reports whether a resource page of n events has more behind
-// it. The server bounds a page by bytes as well as by count, so a short
-// page is not the end: it says so in hasMore. A server that does not send
-// hasMore bounds pages by count only.
-func morePages(page []byte, n int) bool {
-	var p struct {
-		HasMore *bool `json:"hasMore"`
-	}
-	if err := json.Unmarshal(page, &p); err == nil && p.HasMore != nil {
-		return *p.HasMore
-	}
-	return n == pageSize
 }
 
 func (d *pushDriver) ack(ctx context.Context, ids []string) error {
